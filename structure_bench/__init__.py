@@ -1,0 +1,41 @@
+"""structure_bench: what do dictionary learners find in networks whose structure we know?
+
+>>> import structure_bench as sb
+>>> task = sb.make("pizza-v1")
+>>> X = task.activations("hidden", split="train")   # float32 [n_train, d]
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from structure_bench.errors import MethodError, StructureBenchError, UnknownMethodError, UnknownTaskError
+from structure_bench.methods import Method, check_method, get_method, list_methods, register_method
+from structure_bench.registry import list_tasks, make, register_task
+from structure_bench.structures import Directions, Subspaces, Variables
+from structure_bench.task import Cell, Task, TaskArrays, TaskMetadata
+
+try:
+    __version__ = version("structure-bench")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "Cell",
+    "Directions",
+    "Method",
+    "MethodError",
+    "StructureBenchError",
+    "Subspaces",
+    "Task",
+    "TaskArrays",
+    "TaskMetadata",
+    "UnknownMethodError",
+    "UnknownTaskError",
+    "Variables",
+    "check_method",
+    "get_method",
+    "list_methods",
+    "list_tasks",
+    "make",
+    "register_method",
+    "register_task",
+]

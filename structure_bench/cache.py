@@ -1,0 +1,224 @@
+"""The activation cache: generate once, verify on every load.
+
+Layout: ``$STRUCTURE_BENCH_CACHE/<task id>-<hash of kwargs>/{arrays.npz, manifest.json}``.
+The manifest records the task's source hash (its code and checkpoints) and the fingerprint of the
+arrays. A cache whose arrays no longer match the fingerprint (corrupt) or whose source hash
+differs (stale) is rebuilt with a warning, never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from structure_bench.structures import Directions, Structure, Subspaces, Variables
+
+if TYPE_CHECKING:
+    from structure_bench.task import Task, TaskArrays
+
+CACHE_ENV = "STRUCTURE_BENCH_CACHE"
+FORMAT_VERSION = 1
+
+
+class CacheWarning(UserWarning):
+    """A cache entry was corrupt or stale and has been rebuilt."""
+
+
+def cache_root() -> Path:
+    """The cache directory: ``$STRUCTURE_BENCH_CACHE`` or ``~/.cache/structure_bench``."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "structure_bench"
+
+
+# -- flattening to named arrays -----------------------------------------------------------
+
+def _frame_to_arrays(prefix: str, frame: pd.DataFrame) -> tuple[dict[str, np.ndarray], list[str]]:
+    columns = [str(c) for c in frame.columns]
+    return {f"{prefix}/{c}": frame[c].to_numpy() for c in columns}, columns
+
+
+def _structure_to_arrays(prefix: str, s: Structure) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    arrays: dict[str, np.ndarray] = {}
+    meta: dict[str, Any] = {"kind": s.kind}
+    if isinstance(s, Directions):
+        arrays[f"{prefix}/vectors"] = s.vectors
+        if s.coefficients is not None:
+            arrays[f"{prefix}/coefficients"] = s.coefficients
+        if s.labels is not None:
+            label_arrays, meta["labels"] = _frame_to_arrays(f"{prefix}/labels", s.labels)
+            arrays.update(label_arrays)
+    elif isinstance(s, Subspaces):
+        for g, basis in enumerate(s.bases):
+            arrays[f"{prefix}/basis/{g}"] = basis
+        meta["labels"] = list(s.labels)
+        if s.membership is not None:
+            arrays[f"{prefix}/membership"] = s.membership
+    else:
+        value_arrays, meta["columns"] = _frame_to_arrays(f"{prefix}/values", s.values)
+        arrays.update(value_arrays)
+        meta["kinds"] = dict(s.kinds)
+    return arrays, meta
+
+
+def _structure_from_arrays(prefix: str, name: str, meta: dict[str, Any], arrays: Any) -> Structure:
+    kind = meta["kind"]
+    if kind == "directions":
+        labels = None
+        if "labels" in meta:
+            labels = pd.DataFrame({c: arrays[f"{prefix}/labels/{c}"] for c in meta["labels"]})
+        coefficients = arrays[f"{prefix}/coefficients"] if f"{prefix}/coefficients" in arrays else None
+        return Directions(name, arrays[f"{prefix}/vectors"], coefficients, labels)
+    if kind == "subspaces":
+        bases = [arrays[f"{prefix}/basis/{g}"] for g in range(len(meta["labels"]))]
+        membership = arrays[f"{prefix}/membership"] if f"{prefix}/membership" in arrays else None
+        return Subspaces(name, bases, meta["labels"], membership)
+    values = pd.DataFrame({c: arrays[f"{prefix}/values/{c}"] for c in meta["columns"]})
+    return Variables(name, values, meta["kinds"])
+
+
+def flatten(arrays: TaskArrays) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """TaskArrays -> (named arrays, JSON-able layout) for storage and fingerprinting."""
+    flat: dict[str, np.ndarray] = {}
+    layout: dict[str, Any] = {"sites": list(arrays.activations), "structures": {}}
+    for site, X in arrays.activations.items():
+        flat[f"activations/{site}"] = X
+    input_arrays, layout["inputs"] = _frame_to_arrays("inputs", arrays.inputs)
+    flat.update(input_arrays)
+    flat["split/train"] = arrays.train_idx
+    flat["split/test"] = arrays.test_idx
+    if arrays.targets is not None:
+        flat["targets"] = np.asarray(arrays.targets)
+    for key, value in arrays.extra.items():
+        flat[f"extra/{key}"] = np.asarray(value)
+    layout["extra"] = list(arrays.extra)
+    for site, structures in arrays.structures.items():
+        layout["structures"][site] = {}
+        for name, structure in structures.items():
+            s_arrays, s_meta = _structure_to_arrays(f"structures/{site}/{name}", structure)
+            flat.update(s_arrays)
+            layout["structures"][site][name] = s_meta
+    return flat, layout
+
+
+def unflatten(flat: Any, layout: dict[str, Any]) -> TaskArrays:
+    from structure_bench.task import TaskArrays
+
+    return TaskArrays(
+        activations={site: flat[f"activations/{site}"] for site in layout["sites"]},
+        inputs=pd.DataFrame({c: flat[f"inputs/{c}"] for c in layout["inputs"]}),
+        structures={
+            site: {
+                name: _structure_from_arrays(f"structures/{site}/{name}", name, meta, flat)
+                for name, meta in structures.items()
+            }
+            for site, structures in layout["structures"].items()
+        },
+        train_idx=flat["split/train"],
+        test_idx=flat["split/test"],
+        targets=flat["targets"] if "targets" in flat else None,
+        extra={key: flat[f"extra/{key}"] for key in layout["extra"]},
+    )
+
+
+def fingerprint(flat: dict[str, np.ndarray]) -> str:
+    """sha256 over every array's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(flat):
+        array = np.ascontiguousarray(flat[name])
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def source_hash(task: Task) -> str:
+    digest = hashlib.sha256(f"format={FORMAT_VERSION}".encode())
+    for path in sorted(task.source_files()):
+        digest.update(path.name.encode())
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
+def entry_dir(task: Task) -> Path:
+    kwargs = json.dumps(getattr(task, "kwargs", {}), sort_keys=True, default=str)
+    key = hashlib.sha256(kwargs.encode()).hexdigest()[:12]
+    return cache_root() / f"{task.id}-{key}"
+
+
+# -- load / store ---------------------------------------------------------------------------
+
+def _load(directory: Path, expected_source: str) -> tuple[TaskArrays, str] | str:
+    """The cached arrays and fingerprint, or the reason they cannot be used."""
+    manifest_path = directory / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("source_hash") != expected_source:
+            return "stale (the task's code or checkpoint changed)"
+        with np.load(directory / "arrays.npz", allow_pickle=False) as npz:
+            flat = {name: npz[name] for name in npz.files}
+    except (OSError, ValueError, KeyError, json.JSONDecodeError, EOFError) as exc:
+        return f"corrupt ({type(exc).__name__}: {exc})"
+    except Exception as exc:  # zipfile.BadZipFile and friends
+        return f"corrupt ({type(exc).__name__}: {exc})"
+    actual = fingerprint(flat)
+    if actual != manifest.get("fingerprint"):
+        return "corrupt (arrays do not match the recorded fingerprint)"
+    try:
+        return unflatten(flat, manifest["layout"]), actual
+    except (KeyError, ValueError) as exc:
+        return f"corrupt (layout does not match the arrays: {exc})"
+
+
+def _store(directory: Path, flat: dict[str, np.ndarray], manifest: dict[str, Any]) -> None:
+    """Write atomically: a finished entry or none, even if interrupted."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+    try:
+        np.savez(tmp / "arrays.npz", **flat)
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(tmp, directory)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_or_generate(task: Task) -> tuple[TaskArrays, str]:
+    """The task's arrays and fingerprint, from a verified cache entry or freshly generated."""
+    directory = entry_dir(task)
+    expected_source = source_hash(task)
+    if directory.exists():
+        loaded = _load(directory, expected_source)
+        if not isinstance(loaded, str):
+            return loaded
+        warnings.warn(
+            f"cache for {task.id} at {directory} is {loaded}; rebuilding", CacheWarning, stacklevel=3
+        )
+    arrays = task.generate()
+    flat, layout = flatten(arrays)
+    digest = fingerprint(flat)
+    manifest = {
+        "task": task.id,
+        "kwargs": getattr(task, "kwargs", {}),
+        "source_hash": expected_source,
+        "fingerprint": digest,
+        "format": FORMAT_VERSION,
+        "layout": layout,
+    }
+    try:
+        _store(directory, flat, manifest)
+    except OSError as exc:
+        warnings.warn(f"could not write cache for {task.id} at {directory}: {exc}", CacheWarning, stacklevel=3)
+    # Serve what round-trips through storage so cached and fresh runs see identical objects.
+    return unflatten(flat, layout), digest

@@ -1,0 +1,110 @@
+"""The dictionary-learner protocol (SPEC section 1) and its boundary checks.
+
+A method is an sklearn-style estimator constructed with ``n_latents``, ``l0_target`` and ``seed``
+(plus its own hyperparameters); the constructor only stores them. ``fit(X)`` learns,
+``encode(X)`` gives codes, ``decode(Z)`` reconstructions, and ``decoder_`` the dictionary.
+Subclassing ``Method`` is optional: any object with these members works.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from structure_bench.errors import MethodError
+
+
+class Method(BaseEstimator):
+    """Base class for dictionary learners; gives ``get_params``/``set_params``/``clone``.
+
+    Parameters
+    ----------
+    n_latents : number of dictionary elements.
+    l0_target : desired mean number of active latents per sample (a hint: top-k methods use it
+        as k, L1 methods tune to it, dense methods ignore it).
+    seed : random seed; a fit is deterministic for a given seed.
+
+    Fitted attributes
+    -----------------
+    decoder_ : [n_latents, d] dictionary rows.
+    decoder_bias_ : [d] added by ``decode`` (zero when the method has none).
+    """
+
+    # Calibration methods (oracle) are handed the truth: fit(X, truth=structure).
+    uses_ground_truth: ClassVar[bool] = False
+
+    def __init__(self, n_latents: int, l0_target: int | None = None, seed: int = 0) -> None:
+        self.n_latents = n_latents
+        self.l0_target = l0_target
+        self.seed = seed
+
+    def fit(self, X: np.ndarray) -> Method:
+        """Learn the dictionary from X [n_samples, d]; returns self."""
+        raise NotImplementedError
+
+    def encode(self, X: np.ndarray) -> np.ndarray:
+        """Codes Z [n_samples, n_latents] for X [n_samples, d]."""
+        raise NotImplementedError
+
+    def decode(self, Z: np.ndarray) -> np.ndarray:
+        """Reconstructions X_hat [n_samples, d] from codes Z [n_samples, n_latents]."""
+        return np.asarray(Z) @ self.decoder_ + getattr(self, "decoder_bias_", 0.0)
+
+
+def _finite_matrix(method_name: str, what: str, value: Any, shape: tuple[int, int]) -> np.ndarray:
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise MethodError(f"method {method_name}: {what} is not a numeric array ({exc})") from None
+    if array.shape != shape:
+        raise MethodError(f"method {method_name}: {what} has shape {array.shape}, expected {shape}")
+    bad = ~np.isfinite(array)
+    if bad.any():
+        raise MethodError(f"method {method_name}: {what} contains {int(bad.sum())} NaN/inf values")
+    return array
+
+
+def checked_outputs(
+    method: Any, method_name: str, X: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Encode and decode X through a fitted method, checking every output at the boundary.
+
+    Returns (Z [n, n_latents], X_hat [n, d], decoder [n_latents, d], decoder_bias [d]);
+    raises MethodError naming the method and the problem.
+    """
+    n, d = X.shape
+    n_latents = int(method.n_latents)
+    decoder = _finite_matrix(method_name, "decoder_", getattr(method, "decoder_", None), (n_latents, d))
+    bias = np.asarray(getattr(method, "decoder_bias_", np.zeros(d)), dtype=np.float64).reshape(-1)
+    if bias.shape != (d,) or not np.all(np.isfinite(bias)):
+        raise MethodError(f"method {method_name}: decoder_bias_ must be {d} finite values")
+    Z = _finite_matrix(method_name, "encode(X)", method.encode(X), (n, n_latents))
+    X_hat = _finite_matrix(method_name, "decode(encode(X))", method.decode(Z), (n, d))
+    return Z, X_hat, decoder, bias
+
+
+def check_method(method_class: type, n_samples: int = 256, d: int = 16, n_latents: int = 8) -> None:
+    """Conformance check for a method class, like sklearn's ``check_estimator``.
+
+    Fits on a small planted problem and raises MethodError with what to fix.
+    """
+    name = getattr(method_class, "__name__", str(method_class))
+    rng = np.random.default_rng(0)
+    dictionary = rng.normal(size=(n_latents, d))
+    codes = rng.exponential(size=(n_samples, n_latents)) * (rng.random((n_samples, n_latents)) < 0.25)
+    X = (codes @ dictionary).astype(np.float32)
+    try:
+        method = method_class(n_latents=n_latents, l0_target=2, seed=0)
+    except TypeError as exc:
+        raise MethodError(f"method {name}: constructor must accept n_latents, l0_target, seed ({exc})") from None
+    if getattr(method_class, "uses_ground_truth", False):
+        return
+    fitted = method.fit(X)
+    if fitted is not method:
+        raise MethodError(f"method {name}: fit must return self")
+    first = checked_outputs(method, name, X)[0]
+    again = method_class(n_latents=n_latents, l0_target=2, seed=0).fit(X)
+    if not np.allclose(first, checked_outputs(again, name, X)[0], atol=1e-5):
+        raise MethodError(f"method {name}: two fits with the same seed give different codes")

@@ -1,0 +1,1 @@
+"""Structure-recovery metrics (SPEC section 2)."""

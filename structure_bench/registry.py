@@ -1,0 +1,116 @@
+"""The task registry, in the style of Gymnasium: versioned ids, ``register_task`` and ``make``.
+
+Built-in tasks register through the same entry-point group an outside package would use
+(``structure_bench.tasks``): each entry point names a module whose import calls ``register_task``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import re
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Callable
+
+from structure_bench.errors import StructureBenchError, UnknownTaskError
+from structure_bench.task import Task
+
+TASK_ENTRY_POINT_GROUP = "structure_bench.tasks"
+_ID_PATTERN = re.compile(r"^(?:(?P<module>[\w.]+):)?(?P<name>[A-Za-z0-9_.\-]+?)-v(?P<version>\d+)$")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A registration: the id, what builds it, and the keyword arguments it is built with."""
+
+    id: str
+    entry_point: str | Callable[..., Task]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return parse_task_id(self.id)[1]
+
+    @property
+    def version(self) -> int:
+        return parse_task_id(self.id)[2]
+
+    def build(self, **overrides: Any) -> Task:
+        factory = self.entry_point
+        if isinstance(factory, str):
+            module_name, _, attr = factory.partition(":")
+            factory = getattr(importlib.import_module(module_name), attr)
+        return factory(id=self.id, **{**self.kwargs, **overrides})
+
+
+_REGISTRY: dict[str, TaskSpec] = {}
+_plugins_loaded = False
+
+
+def parse_task_id(task_id: str) -> tuple[str | None, str, int]:
+    """Split ``[module:]name-vN`` into (module, name, version); a one-line error otherwise."""
+    match = _ID_PATTERN.match(task_id)
+    if not match:
+        raise StructureBenchError(
+            f"malformed task id {task_id!r}: expected 'name-vN' (e.g. 'pizza-v1'), "
+            "optionally prefixed by 'module:'"
+        )
+    return match["module"], match["name"], int(match["version"])
+
+
+def register_task(id: str, entry_point: str | Callable[..., Task], **kwargs: Any) -> TaskSpec:
+    """Register a task under a versioned id.
+
+    entry_point : a ``Task`` subclass (or factory) or its ``"module:attr"`` path; it is called as
+        ``entry_point(id=id, **kwargs)``.
+    """
+    parse_task_id(id)
+    if id in _REGISTRY:
+        raise StructureBenchError(f"task {id!r} is already registered")
+    spec = TaskSpec(id, entry_point, dict(kwargs))
+    _REGISTRY[id] = spec
+    return spec
+
+
+def _load_plugins() -> None:
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for ep in entry_points(group=TASK_ENTRY_POINT_GROUP):
+        ep.load()
+
+
+def registry() -> dict[str, TaskSpec]:
+    """All registered task specs, built-in and plugin, by id."""
+    _load_plugins()
+    return dict(_REGISTRY)
+
+
+def spec(task_id: str) -> TaskSpec:
+    """The registration of ``task_id``; unknown ids and versions get a one-line error."""
+    module, name, version = parse_task_id(task_id)
+    if module:
+        importlib.import_module(module)
+        task_id = task_id.split(":", 1)[1]
+    specs = registry()
+    if task_id in specs:
+        return specs[task_id]
+    versions = sorted(s.version for s in specs.values() if s.name == name)
+    if versions:
+        listed = ", ".join(f"{name}-v{v}" for v in versions)
+        raise UnknownTaskError(f"task {name!r} has no version v{version}; registered: {listed}")
+    close = difflib.get_close_matches(task_id, list(specs), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise UnknownTaskError(f"unknown task {task_id!r}{hint} (see `structure-bench tasks`)")
+
+
+def make(task_id: str, **kwargs: Any) -> Task:
+    """Build the task ``task_id`` (e.g. ``"pizza-v1"``); keyword arguments override its defaults."""
+    return spec(task_id).build(**kwargs)
+
+
+def list_tasks() -> list[str]:
+    """Registered task ids, sorted."""
+    return sorted(registry())

@@ -1,0 +1,202 @@
+"""The task base class: activations, inputs, ground truth, an optional model, and a card.
+
+A task subclass implements ``generate()`` (pure and deterministic: it returns the same bytes on
+every call and every machine); the base class caches what it returns, verifies the cache against
+its fingerprint, and serves splits. Tasks with a model also implement ``forward``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from structure_bench.errors import StructureBenchError
+from structure_bench.structures import Structure
+
+Split = Literal["train", "test", "all"]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (n_latents, l0_target) configuration of a task's grid (SPEC 3)."""
+
+    n_latents: int
+    l0_target: int
+
+    @property
+    def name(self) -> str:
+        return f"w{self.n_latents}-k{self.l0_target}"
+
+
+@dataclass(frozen=True)
+class TaskMetadata:
+    """What a task is, in the style of MTEB's task metadata.
+
+    main_score : the result column that ranks methods on this task, e.g. "frequencies/subspace_f".
+    primary : name of the structure at ``default_site`` that the authors consider the mechanism.
+    grid : the cells methods are compared in.
+    higher_is_better : direction of ``main_score``.
+    """
+
+    id: str
+    description: str
+    references: tuple[str, ...]
+    main_score: str
+    default_site: str
+    primary: str
+    grid: tuple[Cell, ...]
+    card: Path | None = None
+    higher_is_better: bool = True
+
+
+@dataclass
+class TaskArrays:
+    """Everything a task generates, over all samples.
+
+    activations : site -> [n_samples, d_site] float32.
+    inputs : DataFrame with n_samples rows (the task's variables).
+    structures : site -> structure name -> structure (per-sample arrays over all samples).
+    train_idx, test_idx : disjoint integer indices into the samples.
+    targets : [n_samples] int class labels for the model, or None for tasks without one.
+    """
+
+    activations: dict[str, np.ndarray]
+    inputs: pd.DataFrame
+    structures: dict[str, dict[str, Structure]]
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+    targets: np.ndarray | None = None
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.inputs)
+        for site, X in self.activations.items():
+            if X.dtype != np.float32 or X.ndim != 2 or X.shape[0] != n:
+                raise ValueError(
+                    f"site {site!r}: activations must be float32 [{n}, d], got {X.dtype} {X.shape}"
+                )
+        if set(self.structures) - set(self.activations):
+            raise ValueError(f"structures name unknown sites {set(self.structures) - set(self.activations)}")
+        self.train_idx = np.asarray(self.train_idx, dtype=np.int64)
+        self.test_idx = np.asarray(self.test_idx, dtype=np.int64)
+        if np.intersect1d(self.train_idx, self.test_idx).size:
+            raise ValueError("train and test splits overlap")
+        if self.targets is not None and len(self.targets) != n:
+            raise ValueError(f"targets must have {n} entries, got {len(self.targets)}")
+
+
+class Task:
+    """Base class of every task. Build one with ``structure_bench.make(task_id)``.
+
+    Subclasses set ``self.metadata`` in ``__init__`` and implement ``generate``. Tasks whose
+    activations feed a model implement ``forward`` and list the sites in ``model_sites``.
+    """
+
+    metadata: TaskMetadata
+    model_sites: tuple[str, ...] = ()
+
+    def __init__(self, id: str, **params: Any) -> None:
+        # Subclasses call this with their parameters (they key the cache), then set metadata.
+        self.kwargs = params
+
+    # -- to implement -------------------------------------------------------------------
+    def generate(self) -> TaskArrays:
+        """Compute the task's arrays from scratch (deterministically)."""
+        raise NotImplementedError
+
+    def forward(self, X: np.ndarray, site: str | None = None) -> np.ndarray:
+        """Model output from activations at ``site``: [n, d_site] -> logits [n, n_classes]."""
+        raise StructureBenchError(f"task {self.id} has no model at site {site!r}")
+
+    def validate(self) -> dict[str, Any]:
+        """Validation figures for the card, recomputed from the task's model and arrays."""
+        return {}
+
+    def source_files(self) -> list[Path]:
+        """Files whose content defines the task (its code, checkpoints); they key the cache."""
+        return [Path(inspect.getfile(type(self)))]
+
+    # -- provided -----------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self.metadata.id
+
+    @cached_property
+    def arrays(self) -> TaskArrays:
+        from structure_bench.cache import load_or_generate
+
+        arrays, self._fingerprint = load_or_generate(self)
+        return arrays
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the activations, splits and ground-truth arrays."""
+        self.arrays  # noqa: B018  (loading sets the fingerprint)
+        return self._fingerprint
+
+    @property
+    def sites(self) -> list[str]:
+        return list(self.arrays.activations)
+
+    def _site(self, site: str | None) -> str:
+        site = site or self.metadata.default_site
+        if site not in self.arrays.activations:
+            raise StructureBenchError(f"task {self.id} has no site {site!r} (sites: {self.sites})")
+        return site
+
+    def _index(self, split: Split) -> np.ndarray:
+        if split == "train":
+            return self.arrays.train_idx
+        if split == "test":
+            return self.arrays.test_idx
+        if split == "all":
+            return np.arange(len(self.arrays.inputs))
+        raise StructureBenchError(f"unknown split {split!r}: use 'train', 'test' or 'all'")
+
+    def activations(self, site: str | None = None, split: Split = "train") -> np.ndarray:
+        """Activations at ``site`` for ``split``: float32 [n_split, d_site]."""
+        return self.arrays.activations[self._site(site)][self._index(split)]
+
+    def inputs(self, split: Split = "train") -> pd.DataFrame:
+        """The inputs table for ``split``: one row per sample."""
+        return self.arrays.inputs.iloc[self._index(split)].reset_index(drop=True)
+
+    def targets(self, split: Split = "train") -> np.ndarray:
+        """Model targets [n_split] (int class labels)."""
+        if self.arrays.targets is None:
+            raise StructureBenchError(f"task {self.id} has no targets")
+        return self.arrays.targets[self._index(split)]
+
+    def structures(self, site: str | None = None, split: Split = "test") -> dict[str, Structure]:
+        """Ground-truth structures at ``site``, per-sample arrays restricted to ``split``."""
+        idx = self._index(split)
+        return {name: s.take(idx) for name, s in self.arrays.structures.get(self._site(site), {}).items()}
+
+    def primary_structure(self, site: str | None = None, split: Split = "test") -> Structure:
+        """The structure the task's authors consider the mechanism (at the default site)."""
+        site = self._site(site)
+        structures = self.structures(site, split)
+        if site == self.metadata.default_site:
+            return structures[self.metadata.primary]
+        # Elsewhere: the first structure that is not a set of variables.
+        for structure in structures.values():
+            if structure.kind != "variables":
+                return structure
+        raise StructureBenchError(f"task {self.id} has no geometric structure at site {site!r}")
+
+    def has_model(self, site: str | None = None) -> bool:
+        return self._site(site) in self.model_sites
+
+    @property
+    def card_text(self) -> str:
+        card = self.metadata.card
+        return card.read_text() if card and card.exists() else self.metadata.description
+
+    def __repr__(self) -> str:
+        return f"<Task {self.id}>"

@@ -1,0 +1,1 @@
+"""Task folder: circles (work in progress)."""

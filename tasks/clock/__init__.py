@@ -1,0 +1,1 @@
+"""Task folder: clock (work in progress)."""

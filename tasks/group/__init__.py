@@ -1,0 +1,1 @@
+"""Task folder: group (work in progress)."""

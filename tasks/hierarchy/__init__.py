@@ -1,0 +1,1 @@
+"""Task folder: hierarchy (work in progress)."""

@@ -1,0 +1,1 @@
+"""Task folder: manifold (work in progress)."""

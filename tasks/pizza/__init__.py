@@ -1,0 +1,1 @@
+"""Task folder: pizza (work in progress)."""

@@ -1,0 +1,1 @@
+"""Task folder: superposition (work in progress)."""

@@ -1,0 +1,1 @@
+"""Task folder: tms (work in progress)."""
