@@ -110,8 +110,12 @@ class Task:
         """Compute the task's arrays from scratch (deterministically)."""
         raise NotImplementedError
 
-    def forward(self, X: np.ndarray, site: str | None = None) -> np.ndarray:
-        """Model output from activations at ``site``: [n, d_site] -> logits [n, n_classes]."""
+    def forward(self, X: np.ndarray, site: str | None = None, split: Split = "test") -> np.ndarray:
+        """The model's logits [n_split, n_classes] from activations X [n_split, d_site] at ``site``.
+
+        Row i of X stands for sample i of ``split``, so a model with a residual path can add the
+        parts that do not pass through the site.
+        """
         raise StructureBenchError(f"task {self.id} has no model at site {site!r}")
 
     def validate(self) -> dict[str, Any]:
