@@ -1,0 +1,31 @@
+# Two entry points: `make bench` (set up, run the default suite) and `make test` (set up, run the tests).
+PYTHON ?= python3
+VENV ?= .venv
+# A pinned torch installs the CPU build from local disk on our machines; elsewhere pip resolves it
+# normally. Override with `make TORCH=torch` to take whatever your index serves.
+TORCH ?= torch==2.13.0
+RESULTS ?= results/default
+BIN := $(VENV)/bin
+
+.PHONY: setup bench test benchmark clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q "$(TORCH)" || $(BIN)/pip install -q torch
+	$(BIN)/pip install -q -e ".[test,plots]"
+	touch $@
+
+bench: setup
+	$(BIN)/structure-bench run --out $(RESULTS)
+
+test: setup
+	@$(BIN)/pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+benchmark: setup
+	$(BIN)/pytest tests/benchmarks --benchmark-enable --benchmark-only --benchmark-json=benchmarks.json -q
+
+clean:
+	rm -rf $(VENV) results .pytest_cache .benchmarks

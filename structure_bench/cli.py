@@ -1,0 +1,209 @@
+"""The ``structure-bench`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from structure_bench.errors import StructureBenchError
+
+BUILTIN_METHOD_PACKAGE = "structure_bench_baselines"
+
+
+def _print_frame(frame: pd.DataFrame) -> None:
+    with pd.option_context("display.width", 200, "display.max_columns", 40, "display.max_colwidth", 60):
+        print(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+def default_methods() -> list[str]:
+    """The built-in baselines: every registered method that ships with structure_bench."""
+    from structure_bench.methods import list_methods
+
+    methods = list_methods()
+    return list(methods.loc[methods["class"].str.startswith(BUILTIN_METHOD_PACKAGE), "name"])
+
+
+def _parse_params(items: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``method.key=value`` (value parsed as JSON when it can be) -> {method: {key: value}}."""
+    params: dict[str, dict[str, Any]] = {}
+    for item in items:
+        target, sep, raw = item.partition("=")
+        method, dot, key = target.rpartition(".")
+        if not sep or not dot or not method or not key:
+            raise StructureBenchError(f"bad --param {item!r}: expected METHOD.KEY=VALUE, e.g. topk-sae.lr=0.001")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        params.setdefault(method, {})[key] = value
+    return params
+
+
+# -- commands -------------------------------------------------------------------------------
+
+def cmd_tasks(args: argparse.Namespace) -> None:
+    from structure_bench.registry import list_tasks, make
+
+    rows = []
+    for task_id in list_tasks():
+        task = make(task_id)
+        for site in task.sites:
+            rows.append(
+                {
+                    "id": task_id,
+                    "site": site + (" *" if site == task.metadata.default_site else ""),
+                    "n": len(task.arrays.inputs),
+                    "d": task.activations(site, "all").shape[1],
+                    "structures": ", ".join(
+                        f"{name} ({s.kind}{'' if s.kind == 'variables' else f', {s.size}'})"
+                        + (" [primary]" if site == task.metadata.default_site and name == task.metadata.primary else "")
+                        for name, s in task.structures(site).items()
+                    ),
+                    "main_score": task.metadata.main_score if site == task.metadata.default_site else "",
+                }
+            )
+    _print_frame(pd.DataFrame(rows))
+    print("\n* default site")
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_format_value(v) for v in value) + "]"
+    return str(value)
+
+
+def cmd_show(args: argparse.Namespace) -> None:
+    from structure_bench.registry import make
+
+    task = make(args.task)
+    print(task.card_text.rstrip())
+    print(f"\n## {task.id}: recomputed now\n")
+    print(f"fingerprint: {task.fingerprint}")
+    print(f"main score:  {task.metadata.main_score} (default site {task.metadata.default_site!r})")
+    print(f"grid:        {', '.join(cell.name for cell in task.metadata.grid)}")
+    for site in task.sites:
+        n_train, d = task.activations(site, "train").shape
+        print(f"site {site}: d={d}, train={n_train}, test={len(task.activations(site, 'test'))}")
+        for name, structure in task.structures(site).items():
+            print(f"  {name}: {structure.kind}, size {structure.size}")
+    figures = task.validate()
+    if figures:
+        print("\nvalidation figures:")
+        width = max(len(k) for k in figures)
+        for key, value in figures.items():
+            print(f"  {key:<{width}}  {_format_value(value)}")
+
+
+def cmd_methods(args: argparse.Namespace) -> None:
+    from structure_bench.methods import list_methods
+
+    _print_frame(list_methods())
+
+
+def cmd_schema(args: argparse.Namespace) -> None:
+    from structure_bench.results import RESULT_SCHEMA
+
+    print(json.dumps(RESULT_SCHEMA, indent=2))
+
+
+def report_tables(out: Path) -> None:
+    """Print the summary of a results directory and the profile view of each task in it."""
+    from structure_bench.results import load_results
+    from structure_bench.summary import profile, summarise
+
+    frame = load_results(out)
+    if frame.empty:
+        print(f"no results in {out}")
+        return
+    summary = summarise(frame, out)
+    for task_id, rows in summary.groupby("task", sort=False):
+        print(f"\n=== {task_id}: main score {rows.main_score_name.iloc[0]} (norm: random 0, oracle 1)")
+        _print_frame(rows.drop(columns=["task", "main_score_name"]))
+        print(f"\n--- {task_id} profile: what do the latents align with? (means over seeds)")
+        _print_frame(profile(frame, task_id))
+    failures = frame[frame.status == "failed"]
+    if len(failures):
+        print(f"\n{len(failures)} failed fits:")
+        for error in failures.error:
+            print(f"  {error}")
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from structure_bench.registry import list_tasks
+    from structure_bench.runner import plan, run
+
+    tasks = args.tasks or list_tasks()
+    methods = args.methods or default_methods()
+    units = plan(tasks, methods, args.seeds, site=args.site, params=_parse_params(args.param))
+    started = time.perf_counter()
+    records = run(units, args.out, jobs=args.jobs, retry_failed=args.retry_failed, progress=not args.quiet)
+    elapsed = time.perf_counter() - started
+    skipped = len(units) - len(records)
+    print(f"\n{len(records)} fits in {elapsed:.1f} s ({skipped} already finished) -> {args.out}")
+    report_tables(Path(args.out))
+
+
+def cmd_results(args: argparse.Namespace) -> None:
+    report_tables(Path(args.dir))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="structure-bench",
+        description="Train dictionary learners on networks whose structure is known and score what they find.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("tasks", help="list tasks: id, sites, n, d, structures").set_defaults(func=cmd_tasks)
+
+    show = sub.add_parser("show", help="print a task's card and its validation figures, recomputed")
+    show.add_argument("task", help="task id, e.g. pizza-v1")
+    show.set_defaults(func=cmd_show)
+
+    sub.add_parser("methods", help="list registered methods and their parameters").set_defaults(func=cmd_methods)
+    sub.add_parser("schema", help="print the JSON Schema of result records").set_defaults(func=cmd_schema)
+
+    run = sub.add_parser("run", help="fit methods on task grids, score them, write results")
+    run.add_argument("--tasks", nargs="+", metavar="ID", help="task ids (default: every registered task)")
+    run.add_argument(
+        "--methods", nargs="+", metavar="SPEC",
+        help="registered names or module:Class specs (default: the built-in baselines)",
+    )
+    run.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="N", help="seeds (default: 0)")
+    run.add_argument("--site", help="activation site (default: each task's default site)")
+    run.add_argument("--out", required=True, type=Path, help="results directory (a re-run resumes it)")
+    run.add_argument("--param", action="append", default=[], metavar="METHOD.KEY=VALUE", help="method hyperparameter")
+    run.add_argument("--jobs", type=int, default=1, help="parallel worker processes (default: 1)")
+    run.add_argument("--retry-failed", action="store_true", help="re-run cells whose record is a failure")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(func=cmd_run)
+
+    results = sub.add_parser("results", help="print the summary and profile tables of a results directory")
+    results.add_argument("dir", type=Path)
+    results.set_defaults(func=cmd_results)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except StructureBenchError as exc:
+        print(f"structure-bench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("structure-bench: interrupted; finished results are kept", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""Result records: one JSON file per (task, site, method, params, cell, seed), with a JSON Schema.
+
+A record is data only: loading one never imports or executes anything it names.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pandas as pd
+
+from structure_bench.errors import StructureBenchError
+
+SCHEMA_VERSION = 1
+RECORDS_DIR = "records"
+
+_number_or_null = {"type": ["number", "null"]}
+RESULT_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://structure-bench.dev/schema/result-v1.json",
+    "title": "structure_bench result record",
+    "description": "One fitted method on one task cell and seed, scored on the task's test split.",
+    "type": "object",
+    "required": [
+        "schema_version", "task", "task_fingerprint", "site", "method", "method_spec", "params",
+        "cell", "seed", "status", "error", "metrics", "main_score", "provenance",
+    ],
+    "additionalProperties": False,
+    "properties": {
+        "schema_version": {"const": SCHEMA_VERSION},
+        "task": {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]+-v\d+$"},
+        "task_fingerprint": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "site": {"type": "string"},
+        "method": {"type": "string", "description": "registered name or module:Class spec"},
+        "method_spec": {"type": "string", "description": "module:Class that re-imports the method"},
+        "params": {"type": "object", "description": "constructor parameters (get_params)"},
+        "cell": {
+            "type": "object",
+            "required": ["n_latents", "l0_target"],
+            "additionalProperties": False,
+            "properties": {"n_latents": {"type": "integer", "minimum": 1}, "l0_target": {"type": "integer", "minimum": 1}},
+        },
+        "seed": {"type": "integer", "minimum": 0},
+        "status": {"enum": ["ok", "failed"]},
+        "error": {"type": ["string", "null"]},
+        "metrics": {"type": "object", "additionalProperties": _number_or_null},
+        "main_score": {"type": "string"},
+        "provenance": {
+            "type": "object",
+            "required": ["package_version", "git_commit", "wall_time_s", "peak_memory_mb", "hardware", "finished_at"],
+            "properties": {
+                "package_version": {"type": "string"},
+                "git_commit": {"type": ["string", "null"]},
+                "wall_time_s": {"type": "number", "minimum": 0},
+                "fit_time_s": _number_or_null,
+                "peak_memory_mb": _number_or_null,
+                "hardware": {"type": "object"},
+                "finished_at": {"type": "string"},
+                "decoder_file": {"type": ["string", "null"], "pattern": r"^decoders/[^/]+\.npy$"},
+            },
+        },
+    },
+}
+
+
+def record_name(task: str, site: str, method: str, params_key: str, cell_name: str, seed: int) -> str:
+    """File name of a record; a method spec's ':' and '.' are kept readable but path-safe."""
+    safe_method = method.replace(":", "--").replace("/", "_")
+    return f"{task}__{site}__{safe_method}__{params_key}__{cell_name}__s{seed}.json"
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and inf are not JSON: store them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def validate_record(record: dict[str, Any], source: str = "record") -> None:
+    """Raise StructureBenchError naming the first schema violation."""
+    try:
+        jsonschema.validate(record, RESULT_SCHEMA)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
+        raise StructureBenchError(f"{source}: invalid result record at {where}: {exc.message}") from None
+
+
+def write_record(directory: Path, record: dict[str, Any], name: str) -> Path:
+    """Validate and write a record atomically (a reader sees the whole file or none)."""
+    record = _json_safe(record)
+    validate_record(record, name)
+    target = Path(directory) / RECORDS_DIR / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(record, handle, indent=1, sort_keys=True)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """Load and validate one record; a broken file gets a one-line error naming it."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise StructureBenchError(f"{path}: unreadable result record ({exc})") from None
+    validate_record(record, str(path))
+    return record
+
+
+def record_paths(directory: Path) -> list[Path]:
+    return sorted((Path(directory) / RECORDS_DIR).glob("*.json"))
+
+
+def load_records(directory: Path) -> list[dict[str, Any]]:
+    """Every record under ``directory/records``."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise StructureBenchError(f"results directory {directory} does not exist")
+    return [read_record(path) for path in record_paths(directory)]
+
+
+ID_COLUMNS = [
+    "task", "site", "method", "n_latents", "l0_target", "seed", "status", "error",
+    "main_score_name", "main_score", "wall_time_s", "peak_memory_mb", "task_fingerprint", "decoder_file",
+]
+
+
+def records_to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per record: the ID_COLUMNS, then one float column per metric (NaN where absent)."""
+    rows = []
+    for r in records:
+        rows.append(
+            {
+                "task": r["task"],
+                "site": r["site"],
+                "method": r["method"],
+                "n_latents": r["cell"]["n_latents"],
+                "l0_target": r["cell"]["l0_target"],
+                "seed": r["seed"],
+                "status": r["status"],
+                "error": r["error"],
+                "main_score_name": r["main_score"],
+                "main_score": r["metrics"].get(r["main_score"]),
+                "wall_time_s": r["provenance"]["wall_time_s"],
+                "peak_memory_mb": r["provenance"]["peak_memory_mb"],
+                "task_fingerprint": r["task_fingerprint"],
+                "decoder_file": r["provenance"].get("decoder_file"),
+                **r["metrics"],
+            }
+        )
+    frame = pd.DataFrame(rows, columns=ID_COLUMNS if not rows else None)
+    metric_columns = [c for c in frame.columns if c not in ID_COLUMNS]
+    frame[metric_columns + ["main_score"]] = frame[metric_columns + ["main_score"]].astype(float)
+    keys = ["task", "site", "method", "n_latents", "l0_target", "seed"]
+    return frame.sort_values(keys).reset_index(drop=True)
+
+
+def load_results(directory: str | Path) -> pd.DataFrame:
+    """Results of a run as a tidy DataFrame: one row per record, one column per metric."""
+    return records_to_frame(load_records(Path(directory)))

@@ -1,0 +1,128 @@
+"""The run harness: records, resume, failures, interruption, the results table and schema."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import toy_task  # noqa: F401  (registers toy-v1)
+
+import structure_bench as sb
+from structure_bench.cli import main
+from structure_bench.results import RESULT_SCHEMA, load_records, load_results, read_record, record_paths
+from structure_bench.runner import plan, run
+from structure_bench.summary import summarise
+
+TESTS = Path(__file__).parent
+
+
+def test_run_writes_one_valid_record_per_cell_and_seed(tmp_path: Path) -> None:
+    units = plan(["toy-v1"], ["toy_task:LeastSquares"], seeds=[0, 1])
+    assert len(units) == 2 * 2  # two cells x two seeds
+    records = run(units, tmp_path, progress=False)
+    assert len(records) == 4 and all(r["status"] == "ok" for r in records)
+    assert len(record_paths(tmp_path)) == 4
+    record = read_record(record_paths(tmp_path)[0])
+    assert record["task_fingerprint"] == sb.make("toy-v1").fingerprint
+    assert record["provenance"]["wall_time_s"] > 0
+    assert record["provenance"]["peak_memory_mb"] > 10
+    assert 0 <= record["metrics"]["features/mcc"] <= 1
+    # The toy task has a model, so the task-effect metrics are there.
+    assert "spliced_accuracy" in record["metrics"] and "loss_recovered" in record["metrics"]
+
+
+def test_rerun_skips_finished_cells(tmp_path: Path) -> None:
+    units = plan(["toy-v1"], ["toy_task:LeastSquares"], seeds=[0])
+    run(units[:1], tmp_path, progress=False)
+    before = {p.name: p.stat().st_mtime_ns for p in record_paths(tmp_path)}
+    second = run(units, tmp_path, progress=False)
+    assert len(second) == len(units) - 1
+    assert all(p.stat().st_mtime_ns == before[p.name] for p in record_paths(tmp_path) if p.name in before)
+    assert run(units, tmp_path, progress=False) == []
+
+
+def test_failing_methods_are_recorded_and_the_run_goes_on(tmp_path: Path) -> None:
+    methods = ["toy_task:Raises", "toy_task:ReturnsNaN", "toy_task:LeastSquares"]
+    records = run(plan(["toy-v1"], methods, seeds=[0]), tmp_path, progress=False)
+    by_method: dict[str, list] = {}
+    for r in records:
+        by_method.setdefault(r["method"], []).append(r)
+    assert all(r["status"] == "failed" for r in by_method["toy_task:Raises"])
+    assert "optimiser diverged" in by_method["toy_task:Raises"][0]["error"]
+    nan_error = by_method["toy_task:ReturnsNaN"][0]["error"]
+    assert by_method["toy_task:ReturnsNaN"][0]["status"] == "failed" and "NaN" in nan_error
+    assert "toy_task:ReturnsNaN" in nan_error and "\n" not in nan_error
+    assert all(r["status"] == "ok" for r in by_method["toy_task:LeastSquares"])
+    # failures count as finished unless retried
+    assert run(plan(["toy-v1"], methods, seeds=[0]), tmp_path, progress=False) == []
+    retried = run(plan(["toy-v1"], methods, seeds=[0]), tmp_path, retry_failed=True, progress=False)
+    assert len(retried) == 4
+
+
+def test_killed_run_resumes_without_recomputing(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "structure_bench.cli", "run", "--quiet",
+        "--tasks", "toy_task:toy-v1", "--methods", "toy_task:Slow", "--seeds", "0", "1", "2", "3", "--out", str(out),
+    ]
+    env = {**os.environ, "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(record_paths(out)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished = {p.name: p.read_bytes() for p in record_paths(out)}
+    assert 2 <= len(finished) < 8, "the run should have been killed half-way"
+    for raw in finished.values():  # no torn files: every record is complete and valid
+        json.loads(raw)
+    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    after = {p.name: p.read_bytes() for p in record_paths(out)}
+    assert len(after) == 8
+    assert all(after[name] == raw for name, raw in finished.items())
+
+
+def test_load_results_is_tidy_and_summary_normalises(tmp_path: Path) -> None:
+    run(plan(["toy-v1"], ["oracle", "random", "toy_task:LeastSquares"], seeds=[0, 1]), tmp_path, progress=False)
+    frame = sb.load_results(tmp_path)
+    assert len(frame) == 3 * 2 * 2
+    assert frame["features/mcc"].dtype == float
+    summary = summarise(frame, tmp_path)
+    oracle = summary[summary.method == "oracle"]
+    random = summary[summary.method == "random"]
+    assert np.allclose(oracle.main_score_norm, 1.0) and np.allclose(random.main_score_norm, 0.0)
+    assert (summary.seeds == 2).all() and summary.seed_mcc.notna().all()
+
+
+def test_cli_reports_bad_input_in_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    cases = [
+        (["show", "pizzza-v1"], "unknown task"),
+        (["show", "toy-v7"], "no version v7"),
+        (["show", "pizza"], "malformed task id"),
+        (["run", "--tasks", "toy-v1", "--methods", "no-such-method", "--out", str(tmp_path)], "unknown method"),
+        (["run", "--tasks", "toy-v1", "--methods", "random", "--param", "oops", "--out", str(tmp_path)], "bad --param"),
+        (["results", str(tmp_path / "missing")], "does not exist"),
+    ]
+    for argv, expected in cases:
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert expected in err and "\n" not in err, err
+
+
+def test_schema_rejects_a_broken_record(tmp_path: Path) -> None:
+    run(plan(["toy-v1"], ["random"], seeds=[0]), tmp_path, progress=False)
+    path = record_paths(tmp_path)[0]
+    record = json.loads(path.read_text())
+    record["metrics"]["fvu"] = "lots"
+    path.write_text(json.dumps(record))
+    with pytest.raises(sb.StructureBenchError, match=r"metrics/fvu"):
+        load_records(tmp_path)
+    assert main(["schema"]) == 0
+    assert RESULT_SCHEMA["properties"]["schema_version"]["const"] == 1

@@ -1,0 +1,92 @@
+"""A tiny planted task and a few methods for testing the harness (importable as ``toy_task``)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+
+from structure_bench import Cell, Directions, Method, Task, TaskArrays, TaskMetadata, Variables, register_task
+
+
+class ToyTask(Task):
+    """m sparse non-negative features in d dims; a linear read-out 'model' picks the strongest."""
+
+    model_sites = ("hidden",)
+
+    def __init__(self, id: str, n_samples: int = 600, d: int = 8, m: int = 6) -> None:
+        super().__init__(id, n_samples=n_samples, d=d, m=m)
+        self.n_samples, self.d, self.m = n_samples, d, m
+        self.metadata = TaskMetadata(
+            id=id,
+            description="planted sparse features (test fixture)",
+            references=(),
+            main_score="features/mcc",
+            default_site="hidden",
+            primary="features",
+            grid=(Cell(m, 1), Cell(2 * m, 2)),
+        )
+
+    def generate(self) -> TaskArrays:
+        rng = np.random.default_rng(0)
+        G = rng.normal(size=(self.m, self.d))
+        G /= np.linalg.norm(G, axis=1, keepdims=True)
+        on = rng.random((self.n_samples, self.m)) < 0.2
+        A = on * rng.uniform(0.5, 1.5, size=on.shape)
+        X = (A @ G).astype(np.float32)
+        strongest = A.argmax(axis=1)
+        perm = rng.permutation(self.n_samples)
+        return TaskArrays(
+            activations={"hidden": X},
+            inputs=pd.DataFrame({"strongest": strongest}),
+            structures={
+                "hidden": {
+                    "features": Directions("features", G, A),
+                    "inputs": Variables("inputs", pd.DataFrame({"strongest": strongest}), {"strongest": "discrete"}),
+                }
+            },
+            train_idx=np.sort(perm[: self.n_samples * 3 // 4]),
+            test_idx=np.sort(perm[self.n_samples * 3 // 4 :]),
+            targets=strongest,
+            extra={"directions": G},
+        )
+
+    def forward(self, X: np.ndarray, site: str | None = None, split: str = "test") -> np.ndarray:
+        return X @ self.arrays.extra["directions"].T
+
+
+register_task("toy-v1", entry_point=ToyTask)
+
+
+class LeastSquares(Method):
+    """Random dictionary with least-squares codes: a well-behaved method."""
+
+    def fit(self, X: np.ndarray) -> LeastSquares:
+        rng = np.random.default_rng(self.seed)
+        self.decoder_ = rng.normal(size=(self.n_latents, X.shape[1]))
+        self.decoder_ /= np.linalg.norm(self.decoder_, axis=1, keepdims=True)
+        return self
+
+    def encode(self, X: np.ndarray) -> np.ndarray:
+        return np.linalg.lstsq(self.decoder_.T, X.T, rcond=None)[0].T
+
+
+class Raises(LeastSquares):
+    def fit(self, X: np.ndarray) -> Raises:
+        raise RuntimeError("optimiser diverged")
+
+
+class ReturnsNaN(LeastSquares):
+    def encode(self, X: np.ndarray) -> np.ndarray:
+        Z = super().encode(X)
+        Z[0, 0] = np.nan
+        return Z
+
+
+class Slow(LeastSquares):
+    """Sleeps in fit so that a test can kill a run half-way."""
+
+    def fit(self, X: np.ndarray) -> Slow:
+        time.sleep(0.4)
+        return super().fit(X)
