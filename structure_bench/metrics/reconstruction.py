@@ -1,0 +1,63 @@
+"""Reconstruction and sparsity metrics (SPEC 2, first block), and what "a latent fires" means."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Codes may be signed (PCA, ICA), so a latent fires when |z| exceeds this share of the largest
+# |z| in the batch: it ignores float round-off without hiding any real activation.
+RELATIVE_FIRING_TOLERANCE = 1e-6
+
+
+def firing_tolerance(Z: np.ndarray) -> float:
+    """The |z| above which a latent counts as firing, for codes Z [n_samples, n_latents]."""
+    if Z.size == 0:
+        return 0.0
+    return RELATIVE_FIRING_TOLERANCE * max(float(Z.max()), -float(Z.min()))  # max |z|, no temporary
+
+
+def firing_mask(Z: np.ndarray) -> np.ndarray:
+    """Boolean [n_samples, n_latents]: which latents fire on which samples."""
+    return np.abs(Z) > firing_tolerance(Z)
+
+
+def fvu(X: np.ndarray, X_hat: np.ndarray) -> float:
+    """Fraction of variance unexplained, about the mean of X [n_samples, d] (not about zero).
+
+    X_hat : [n_samples, d]. NaN when X has no variance.
+    """
+    total = float(np.sum((X - X.mean(axis=0)) ** 2))
+    if total == 0.0:
+        return float("nan")
+    return float(np.sum((X - X_hat) ** 2)) / total
+
+
+def shrinkage(X: np.ndarray, X_hat: np.ndarray) -> float:
+    """mean ||x_hat|| / mean ||x|| over rows of X, X_hat [n_samples, d]; below 1 means shrunk."""
+    mean_norm = float(np.linalg.norm(X, axis=1).mean())
+    if mean_norm == 0.0:
+        return float("nan")
+    return float(np.linalg.norm(X_hat, axis=1).mean()) / mean_norm
+
+
+def reconstruction_metrics(X: np.ndarray, X_hat: np.ndarray) -> dict[str, float]:
+    """fvu, explained_variance and shrinkage of X_hat [n_samples, d] against X [n_samples, d]."""
+    unexplained = fvu(X, X_hat)
+    return {
+        "fvu": unexplained,
+        "explained_variance": 1.0 - unexplained,
+        "shrinkage": shrinkage(X, X_hat),
+    }
+
+
+def sparsity_metrics(fires: np.ndarray) -> dict[str, float]:
+    """l0, dead_fraction and dense_fraction from the firing mask [n_samples, n_latents]."""
+    n_samples, n_latents = fires.shape
+    if n_samples == 0 or n_latents == 0:
+        return {"l0": float("nan"), "dead_fraction": float("nan"), "dense_fraction": float("nan")}
+    firing_rate = fires.mean(axis=0)
+    return {
+        "l0": float(fires.sum(axis=1).mean()),
+        "dead_fraction": float(np.mean(firing_rate == 0)),
+        "dense_fraction": float(np.mean(firing_rate > 0.5)),
+    }

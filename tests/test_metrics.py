@@ -1,0 +1,359 @@
+"""Every SPEC-2 metric on cases small enough to compute by hand."""
+
+import math
+import sys
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import integrate, stats
+from scipy.stats import ortho_group
+
+from structure_bench.metrics import METRIC_DESCRIPTIONS, evaluate, normalise, seed_mcc, task_effect
+from structure_bench.metrics.directions import direction_metrics
+from structure_bench.metrics.reconstruction import firing_mask, fvu, reconstruction_metrics, sparsity_metrics
+from structure_bench.metrics.subspaces import harmonic_mean, subspace_metrics
+from structure_bench.metrics.task_effect import cross_entropy
+from structure_bench.metrics.variables import N_BINS, eta2_per_latent, group_index, variable_metrics
+from structure_bench.structures import Directions, Subspaces, Variables
+
+rng = np.random.default_rng(0)
+
+
+def all_alive(n_latents: int) -> np.ndarray:
+    return np.ones(n_latents, dtype=bool)
+
+
+# -- reconstruction and sparsity ----------------------------------------------------------
+
+
+def test_fvu_mean_prediction_is_one_and_perfect_is_zero():
+    X = rng.normal(size=(50, 4))
+    assert fvu(X, np.broadcast_to(X.mean(axis=0), X.shape)) == pytest.approx(1.0)
+    assert fvu(X, X) == 0.0
+
+
+def test_fvu_is_about_the_mean_not_zero():
+    # A large constant offset: predicting the mean explains nothing, although ||x - mean|| << ||x||.
+    X = 100.0 + rng.normal(size=(50, 4))
+    scores = reconstruction_metrics(X, np.broadcast_to(X.mean(axis=0), X.shape))
+    assert scores["fvu"] == pytest.approx(1.0)
+    assert scores["explained_variance"] == pytest.approx(0.0)
+
+
+def test_fvu_hand_computed():
+    X = np.array([[0.0], [2.0]])  # variance about the mean 1 + 1 = 2
+    assert fvu(X, np.array([[0.0], [1.0]])) == pytest.approx(0.5)
+
+
+def test_shrinkage_of_halved_reconstruction_is_half():
+    X = rng.normal(size=(20, 3))
+    assert reconstruction_metrics(X, X / 2)["shrinkage"] == pytest.approx(0.5)
+
+
+def test_sparsity_on_hand_made_codes():
+    Z = np.array(
+        [
+            [1.0, 0.0, 0.0, -2.0],  # signed codes fire too
+            [1.0, 0.0, 1e-12, 0.0],  # round-off does not fire
+            [1.0, 3.0, 0.0, 0.0],
+            [0.0, 0.0, 0.0, 0.0],
+        ]
+    )
+    scores = sparsity_metrics(firing_mask(Z))
+    assert scores["l0"] == pytest.approx((2 + 1 + 2 + 0) / 4)
+    assert scores["dead_fraction"] == pytest.approx(1 / 4)  # column 2
+    assert scores["dense_fraction"] == pytest.approx(1 / 4)  # column 0 fires on 3 of 4
+
+
+# -- directions ---------------------------------------------------------------------------
+
+
+def orthonormal_rows(m: int, d: int, seed: int = 0) -> np.ndarray:
+    return ortho_group.rvs(d, random_state=seed)[:m]
+
+
+def test_permuted_sign_flipped_rescaled_truth_scores_one():
+    G = orthonormal_rows(5, 8)
+    decoder = (G * np.array([[2.0], [-1.0], [0.5], [-3.0], [1.0]]))[[3, 0, 4, 1, 2]]
+    scores = direction_metrics(decoder, np.ones((1, 5)), all_alive(5), Directions("t", G), 0.0)
+    for name in ("mmcs_truth", "mmcs_learned", "mcc", "recovered@0.9"):
+        assert scores[name] == pytest.approx(1.0)
+
+
+def test_direction_metrics_are_invariant_to_a_common_rotation():
+    G, decoder = rng.normal(size=(4, 6)), rng.normal(size=(7, 6))
+    Q = ortho_group.rvs(6, random_state=1)
+    before = direction_metrics(decoder, np.ones((1, 7)), all_alive(7), Directions("t", G), 0.0)
+    after = direction_metrics(decoder @ Q, np.ones((1, 7)), all_alive(7), Directions("t", G @ Q), 0.0)
+    assert after == pytest.approx(before)
+
+
+def test_hand_computed_matching_and_dead_latents_excluded():
+    G = np.eye(2)
+    c = np.cos(np.pi / 6)  # a latent 30 degrees from e0
+    decoder = np.array([[c, 0.5], [0.0, 1.0], [1.0, 0.0]])
+    alive = np.array([True, True, False])  # the exact copy of e0 is dead
+    scores = direction_metrics(decoder, np.ones((1, 3)), alive, Directions("t", G), 0.0)
+    assert scores["mcc"] == pytest.approx((c + 1.0) / 2)
+    assert scores["mmcs_learned"] == pytest.approx((c + 1.0) / 2)
+    assert scores["mmcs_truth"] == pytest.approx((c + 1.0) / 2)
+    assert scores["recovered@0.9"] == pytest.approx(0.5)  # cos 30deg = 0.866 < 0.9
+
+
+def test_more_features_than_alive_latents_count_as_unrecovered():
+    G = np.eye(4)
+    scores = direction_metrics(np.eye(4)[:2], np.ones((1, 2)), all_alive(2), Directions("t", G), 0.0)
+    assert scores["mcc"] == pytest.approx(1.0)  # over min(m, n_alive) = 2 pairs
+    assert scores["recovered@0.9"] == pytest.approx(0.5)
+    assert scores["mmcs_truth"] == pytest.approx(0.5)
+
+
+def expected_abs_cos(d: int) -> float:
+    """E|cos| between two independent uniform unit vectors in d dimensions."""
+    return math.exp(math.lgamma(d / 2) - math.lgamma((d + 1) / 2)) / math.sqrt(math.pi)
+
+
+def test_random_dictionary_mmcs_learned_matches_analytic_chance():
+    d = 64
+    truth = Directions("t", rng.normal(size=(1, d)))
+    decoder = rng.normal(size=(4000, d))
+    scores = direction_metrics(decoder, np.ones((1, 4000)), all_alive(4000), truth, 0.0)
+    assert scores["mmcs_learned"] == pytest.approx(expected_abs_cos(d), abs=0.005)
+
+
+def test_random_dictionary_mcc_matches_analytic_chance():
+    # One true direction, n random latents: mcc = max_l |cos|, with cos^2 ~ Beta(1/2, (d-1)/2),
+    # so E[mcc] = integral_0^1 (1 - P(|cos| <= t)^n) dt.
+    d, n = 32, 50
+    cdf = stats.beta(0.5, (d - 1) / 2).cdf
+    expected = integrate.quad(lambda t: 1 - cdf(t * t) ** n, 0, 1)[0]
+    truth = Directions("t", np.eye(d)[:1])
+    mccs = [
+        direction_metrics(rng.normal(size=(n, d)), np.ones((1, n)), all_alive(n), truth, 0.0)["mcc"]
+        for _ in range(200)
+    ]
+    assert np.mean(mccs) == pytest.approx(expected, abs=0.01)
+
+
+def test_square_random_mcc_lies_between_chance_and_best_cover():
+    d = 64
+    truth = Directions("t", rng.normal(size=(64, d)))
+    scores = direction_metrics(rng.normal(size=(64, d)), np.ones((1, 64)), all_alive(64), truth, 0.0)
+    assert expected_abs_cos(d) < scores["mcc"] <= scores["mmcs_truth"]
+
+
+def test_detector_f1_exact_and_hand_computed():
+    A = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0], [1.0, 0.0], [0.0, 0.0]])
+    truth = Directions("t", np.eye(2), coefficients=A)
+    exact = direction_metrics(np.eye(2), A, all_alive(2), truth, 0.0)
+    assert exact["detector_f1"] == pytest.approx(1.0)
+    # Latent 0 fires on samples 0, 1, 2: 2 of feature 0's 3 samples plus 1 false alarm.
+    Z = np.array([[1.0, 0.0], [1.0, 2.0], [1.0, 1.0], [0.0, 0.0], [0.0, 0.0]])
+    partial = direction_metrics(np.eye(2), Z, all_alive(2), truth, 0.0)
+    assert partial["detector_f1"] == pytest.approx((2 * 2 / (3 + 3) + 1.0) / 2)
+
+
+# -- subspaces ----------------------------------------------------------------------------
+
+
+def test_purity_inside_and_at_45_degrees():
+    truth = Subspaces("s", [np.eye(4)[:2], np.eye(4)[2:]])
+    inside = np.array([[0.6, 0.8, 0.0, 0.0]])
+    between = np.array([[1.0, 0.0, 1.0, 0.0]]) / np.sqrt(2)
+    X = rng.normal(size=(10, 4))
+    for decoder, expected in ((inside, 1.0), (between, 0.5)):
+        scores = subspace_metrics(X, np.ones((10, 1)), decoder, np.zeros(4), all_alive(1), truth)
+        assert scores["purity"] == pytest.approx(expected)
+
+
+def test_purity_weighted_by_total_activation():
+    truth = Subspaces("s", [np.eye(4)[:2], np.eye(4)[2:]])
+    decoder = np.array([[1.0, 0.0, 0.0, 0.0], [1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    Z = np.array([[3.0, -1.0, 0.0], [0.0, 0.0, 0.0]])  # total |z|: 3, 1, 0 (latent 2 dead)
+    alive = np.array([True, True, False])
+    scores = subspace_metrics(np.zeros((2, 4)), Z, decoder, np.zeros(4), alive, truth)
+    assert scores["purity"] == pytest.approx((3 * 1.0 + 1 * 0.5) / 4)
+
+
+def planted_subspace_data(n: int = 200):
+    """Codes on a 2-D and a 1-D subspace of R^4 plus an offset carried by the decoder bias."""
+    bases = [np.eye(4)[:2], np.eye(4)[2:3]]
+    decoder = np.vstack([np.eye(4)[:2] * 2.0, np.eye(4)[2:3]])
+    Z = np.abs(rng.normal(size=(n, 3)))
+    bias = np.array([1.0, -2.0, 3.0, 0.0])
+    return Subspaces("s", bases, labels=["k=1", "k=2"]), Z, decoder, bias, Z @ decoder + bias
+
+
+def test_coverage_is_one_for_the_oracle_with_its_bias():
+    truth, Z, decoder, bias, X = planted_subspace_data()
+    scores = subspace_metrics(X, Z, decoder, bias, all_alive(3), truth)
+    assert scores["coverage[k=1]"] == pytest.approx(1.0)
+    assert scores["coverage[k=2]"] == pytest.approx(1.0)
+    assert scores["coverage"] == pytest.approx(1.0)
+    assert scores["subspace_f"] == pytest.approx(1.0)
+    without_bias = subspace_metrics(X, Z, decoder, np.zeros(4), all_alive(3), truth)
+    assert without_bias["coverage"] < 0.5
+
+
+def test_coverage_is_zero_for_a_dictionary_orthogonal_to_the_subspace():
+    truth, Z, _, _, X = planted_subspace_data()
+    orthogonal = np.tile(np.eye(4)[3:], (3, 1))
+    assert subspace_metrics(X, Z, orthogonal, np.zeros(4), all_alive(3), truth)["coverage[k=1]"] == 0.0
+
+
+def test_coverage_ignores_latents_assigned_to_another_subspace():
+    # One latent mostly in g0 (share 0.8) also carries g1; g1's variance is rebuilt by nobody,
+    # and predicting zero is worse than the mean, so coverage clips to 0.
+    truth = Subspaces("s", [np.eye(2)[:1], np.eye(2)[1:]], labels=["g0", "g1"])
+    decoder = np.array([[2.0, 1.0]])
+    Z = np.array([[1.0], [2.0], [3.0]])
+    scores = subspace_metrics(Z @ decoder, Z, decoder, np.zeros(2), all_alive(1), truth)
+    assert scores["coverage[g0]"] == pytest.approx(1.0)
+    assert scores["coverage[g1]"] == 0.0
+    assert scores["purity"] == pytest.approx(0.8)
+    assert scores["subspace_f"] == pytest.approx(harmonic_mean(0.8, 0.5))
+
+
+def test_harmonic_mean():
+    assert harmonic_mean(1.0, 0.5) == pytest.approx(2 / 3)
+    assert harmonic_mean(0.0, 0.0) == 0.0
+
+
+# -- variables ----------------------------------------------------------------------------
+
+
+def test_eta2_per_latent_hand_computed():
+    Z = np.array([[0.0], [2.0], [1.0], [3.0]])
+    # Group means 1 and 2 about 1.5: between variance 0.25; total variance 1.25.
+    assert eta2_per_latent(Z, np.array([0, 0, 1, 1])) == pytest.approx([0.2])
+
+
+def modular_grid(p: int = 7) -> Variables:
+    a, b = np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
+    values = pd.DataFrame({"a": a.ravel(), "b": b.ravel(), "c": (a + b).ravel() % p})
+    return Variables("inputs", values, dict.fromkeys(values.columns, "discrete"))
+
+
+def test_latents_that_are_functions_of_c_have_eta2_one_for_c_and_zero_for_b():
+    truth = modular_grid()
+    c = truth.values["c"].to_numpy()
+    Z = np.column_stack([np.sin(c) + 2, (c == 3) * 5.0, c**2])
+    scores = variable_metrics(Z, all_alive(3), truth)
+    assert scores["eta2_c"] == pytest.approx(1.0)
+    assert scores["eta2_b"] == pytest.approx(0.0, abs=1e-12)  # every b sees each c once
+    assert scores["eta2_a"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_eta2_weighted_by_latent_variance():
+    truth = modular_grid()
+    c = truth.values["c"].to_numpy().astype(float)
+    a = truth.values["a"].to_numpy().astype(float)
+    Z = np.column_stack([c, 3 * a, np.zeros_like(c)])  # variances 1 : 9 (: 0, dead)
+    scores = variable_metrics(Z, np.array([True, True, False]), truth)
+    assert scores["eta2_c"] == pytest.approx(1 / 10)
+    assert scores["eta2_a"] == pytest.approx(9 / 10)
+
+
+def test_circular_variable_binned_over_the_circle():
+    theta = (np.arange(960) + 0.5) * (4 * np.pi / 960)  # two turns, off the bin edges; wrapped
+    groups = group_index(pd.Series(theta), "circular")
+    assert groups.max() == N_BINS - 1 and np.all(groups[:480] == groups[480:])
+    assert eta2_per_latent(np.cos(theta)[:, None], groups)[0] > 0.99
+    noise = np.random.default_rng(1).normal(size=(960, 1))
+    assert eta2_per_latent(noise, groups)[0] < 0.05
+
+
+def test_scalar_variable_binned_between_min_and_max():
+    groups = group_index(pd.Series([-1.0, 0.0, 1.0]), "scalar")
+    assert list(groups) == [0, N_BINS // 2, N_BINS - 1]
+
+
+# -- task effect, stability, calibration --------------------------------------------------
+
+
+def test_cross_entropy_of_uniform_logits_is_log_classes():
+    assert cross_entropy(np.zeros((3, 5)), np.array([0, 1, 4])) == pytest.approx(np.log(5))
+
+
+def test_loss_recovered_is_one_for_clean_and_zero_for_ablation_splice():
+    targets = np.array([0, 1, 2, 1])
+    clean = np.eye(3)[targets] * 4.0
+    ablated = np.zeros((4, 3))
+    assert task_effect(clean, clean, ablated, targets)["loss_recovered"] == pytest.approx(1.0)
+    scores = task_effect(clean, ablated, ablated, targets)
+    assert scores["loss_recovered"] == pytest.approx(0.0)
+    assert scores["clean_accuracy"] == 1.0
+    halfway = np.eye(3)[[0, 1, 0, 0]] * 4.0  # two of four right
+    assert task_effect(clean, halfway, ablated, targets)["spliced_accuracy"] == 0.5
+
+
+def test_seed_mcc():
+    decoder = rng.normal(size=(6, 10))
+    assert seed_mcc(decoder, -3 * decoder[::-1]) == pytest.approx(1.0)
+    assert seed_mcc(np.eye(4)[:2], np.eye(4)[2:]) == pytest.approx(0.0)
+
+
+def test_normalise():
+    assert normalise(0.6, random=0.2, oracle=1.0) == pytest.approx(0.5)
+    assert math.isnan(normalise(0.6, random=0.5, oracle=0.5))
+
+
+# -- the dispatcher -----------------------------------------------------------------------
+
+
+def oracle_case(n: int = 300, d: int = 6):
+    """Truth directions as the decoder, exact non-negative sparse codes, every structure kind."""
+    G = orthonormal_rows(d, d, seed=3)
+    A = np.abs(rng.normal(size=(n, d))) * (rng.random((n, d)) < 0.4)
+    X = A @ G
+    angle = rng.uniform(0, 2 * np.pi, size=n)
+    structures = {
+        "features": Directions("features", G, coefficients=A),
+        "groups": Subspaces("groups", [G[:2], G[2:]], labels=["low", "high"]),
+        "inputs": Variables("inputs", pd.DataFrame({"angle": angle}), {"angle": "circular"}),
+    }
+    return X, A, G, structures
+
+
+def test_evaluate_oracle_scores_one_everywhere():
+    X, A, G, structures = oracle_case()
+    scores = evaluate(X, A, X, G, np.zeros(X.shape[1]), structures)
+    assert scores["fvu"] == pytest.approx(0.0, abs=1e-12)
+    assert scores["shrinkage"] == pytest.approx(1.0)
+    for name in ("mmcs_truth", "mmcs_learned", "mcc", "recovered@0.9", "detector_f1"):
+        assert scores[f"features/{name}"] == pytest.approx(1.0)
+    for name in ("purity", "coverage", "coverage[low]", "coverage[high]", "subspace_f"):
+        assert scores[f"groups/{name}"] == pytest.approx(1.0)
+    assert scores["inputs/eta2_angle"] < 0.1  # the codes are independent of the angle
+
+
+def test_evaluate_returns_nan_when_no_latent_fires():
+    X, _, G, structures = oracle_case()
+    Z = np.zeros((len(X), 6))
+    scores = evaluate(X, Z, np.zeros_like(X), G, np.zeros(X.shape[1]), structures)
+    assert scores["dead_fraction"] == 1.0
+    for name in ("features/mcc", "features/detector_f1", "groups/purity", "inputs/eta2_angle"):
+        assert math.isnan(scores[name])
+
+
+def test_evaluate_merges_hierarchy_metrics_only_when_a_parent_column_exists(monkeypatch):
+    X, A, G, structures = oracle_case()
+    # Without a parent column the hierarchy module must not be needed at all.
+    monkeypatch.setitem(sys.modules, "structure_bench.metrics.hierarchy", None)
+    assert "features/mcc" in evaluate(X, A, X, G, np.zeros(6), structures)
+    fake = types.ModuleType("structure_bench.metrics.hierarchy")
+    fake.hierarchy_metrics = lambda decoder, Z, truth: {"absorption": float(truth.size)}
+    monkeypatch.setitem(sys.modules, "structure_bench.metrics.hierarchy", fake)
+    labels = pd.DataFrame({"parent": [-1, 0, 0, -1, 3, 3]})
+    tree = {"tree": Directions("tree", G, labels=labels)}
+    assert evaluate(X, A, X, G, np.zeros(6), tree)["tree/absorption"] == 6.0
+
+
+def test_every_reported_metric_is_described():
+    X, A, G, structures = oracle_case()
+    described = {name.split("[")[0].split("_<")[0] for name in METRIC_DESCRIPTIONS}
+    for key in evaluate(X, A, X, G, np.zeros(6), structures):
+        metric = key.split("/")[-1]
+        assert metric.split("[")[0] in described or metric.startswith("eta2_"), key
