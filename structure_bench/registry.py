@@ -90,7 +90,10 @@ def registry() -> dict[str, TaskSpec]:
 
 def spec(task_id: str) -> TaskSpec:
     """The registration of ``task_id``; unknown ids and versions get a one-line error."""
-    module, name, version = parse_task_id(task_id)
+    try:
+        module, name, version = parse_task_id(task_id)
+    except StructureBenchError as exc:
+        raise StructureBenchError(f"{exc}{_suggestion(task_id, list(registry()))}") from None
     if module:
         importlib.import_module(module)
         task_id = task_id.split(":", 1)[1]
@@ -101,9 +104,12 @@ def spec(task_id: str) -> TaskSpec:
     if versions:
         listed = ", ".join(f"{name}-v{v}" for v in versions)
         raise UnknownTaskError(f"task {name!r} has no version v{version}; registered: {listed}")
-    close = difflib.get_close_matches(task_id, list(specs), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise UnknownTaskError(f"unknown task {task_id!r}{hint} (see `structure-bench tasks`)")
+    raise UnknownTaskError(f"unknown task {task_id!r}{_suggestion(task_id, list(specs))} (see `structure-bench tasks`)")
+
+
+def _suggestion(task_id: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(task_id, known, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def make(task_id: str, **kwargs: Any) -> Task:
