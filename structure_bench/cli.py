@@ -155,6 +155,29 @@ def cmd_results(args: argparse.Namespace) -> None:
     report_tables(Path(args.dir))
 
 
+def cmd_submit(args: argparse.Namespace) -> None:
+    from structure_bench.leaderboard import submit
+    from structure_bench.registry import list_tasks
+
+    path = submit(args.results, args.method, args.tasks or list_tasks(), args.board, args.name, args.replace)
+    print(f"submitted {args.results} as {path}; check it with `structure-bench verify {path.stem}`")
+
+
+def cmd_verify(args: argparse.Namespace) -> None:
+    from structure_bench.leaderboard import verify
+
+    table = verify(args.name, args.board, args.tasks, args.out, jobs=args.jobs, progress=not args.quiet)
+    _print_frame(table)
+    print(f"\n{args.name}: every task reproduces on fresh seeds")
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> None:
+    from structure_bench.leaderboard import write_board
+
+    board = write_board(args.board)
+    print(f"{len(board.submissions)} submissions on {len(board.tasks)} tasks -> {args.board}/README.md, {args.board}/index.html")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="structure-bench",
@@ -189,6 +212,29 @@ def build_parser() -> argparse.ArgumentParser:
     results = sub.add_parser("results", help="print the summary and profile tables of a results directory")
     results.add_argument("dir", type=Path)
     results.set_defaults(func=cmd_results)
+
+    board_help = "leaderboard folder (default: ./leaderboard)"
+    submit = sub.add_parser("submit", help="check a finished run and add it to the leaderboard's submissions")
+    submit.add_argument("results", type=Path, help="results directory of `structure-bench run`")
+    submit.add_argument("--method", required=True, metavar="SPEC", help="registered name or module:Class, as run")
+    submit.add_argument("--tasks", nargs="+", metavar="ID", help="the suite (default: every registered task)")
+    submit.add_argument("--name", help="submission name (default: from the method spec)")
+    submit.add_argument("--board", type=Path, default=Path("leaderboard"), help=board_help)
+    submit.add_argument("--replace", action="store_true", help="overwrite a submission of the same name")
+    submit.set_defaults(func=cmd_submit)
+
+    verify = sub.add_parser("verify", help="re-run a submission on fresh seeds; fail if its scores do not reproduce")
+    verify.add_argument("name", help="submission name (file name under submissions/ without .json)")
+    verify.add_argument("--tasks", nargs="+", metavar="ID", help="ids to load its tasks by (default: its own)")
+    verify.add_argument("--out", type=Path, help="re-run results directory (default: results/verify/NAME)")
+    verify.add_argument("--board", type=Path, default=Path("leaderboard"), help=board_help)
+    verify.add_argument("--jobs", type=int, default=1, help="parallel worker processes (default: 1)")
+    verify.add_argument("--quiet", action="store_true", help="no progress bar")
+    verify.set_defaults(func=cmd_verify)
+
+    leaderboard = sub.add_parser("leaderboard", help="regenerate README.md and index.html from the submissions")
+    leaderboard.add_argument("--board", type=Path, default=Path("leaderboard"), help=board_help)
+    leaderboard.set_defaults(func=cmd_leaderboard)
     return parser
 
 

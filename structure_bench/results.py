@@ -95,21 +95,26 @@ def validate_record(record: dict[str, Any], source: str = "record") -> None:
         raise StructureBenchError(f"{source}: invalid result record at {where}: {exc.message}") from None
 
 
-def write_record(directory: Path, record: dict[str, Any], name: str) -> Path:
-    """Validate and write a record atomically (a reader sees the whole file or none)."""
-    record = _json_safe(record)
-    validate_record(record, name)
-    target = Path(directory) / RECORDS_DIR / name
+def write_json(target: Path, document: Any) -> Path:
+    """Write JSON atomically (a reader sees the whole file or none)."""
+    target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=target.parent)
     try:
         with os.fdopen(fd, "w") as handle:
-            json.dump(record, handle, indent=1, sort_keys=True)
+            json.dump(document, handle, indent=1, sort_keys=True)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def write_record(directory: Path, record: dict[str, Any], name: str) -> Path:
+    """Validate and write a record atomically."""
+    record = _json_safe(record)
+    validate_record(record, name)
+    return write_json(Path(directory) / RECORDS_DIR / name, record)
 
 
 def read_record(path: Path) -> dict[str, Any]:

@@ -1,0 +1,121 @@
+"""The leaderboard's statistics: per-seed task scores, seed intervals, ranks, a paired bootstrap.
+
+A method's score on a task is, for each seed, the mean of its main score over the task's cells
+(every cell is run with the same seeds); its task score is the mean of those per-seed scores with
+a 95% t-interval over seeds. The overall rank is the mean over tasks of the per-task rank.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from structure_bench.results import records_to_frame
+
+LEVEL = 0.95
+BOOTSTRAP_RESAMPLES = 2000
+FLIP_THRESHOLD = 0.05
+
+
+def submissions_frame(submissions: list[dict[str, Any]]) -> pd.DataFrame:
+    """All submissions' records as one tidy frame (see ``records_to_frame``), plus ``submission``."""
+    frames = [records_to_frame(s["records"]).assign(submission=s["name"]) for s in submissions]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def seed_scores(frame: pd.DataFrame, by: str = "submission") -> pd.DataFrame:
+    """Per (by, task, seed): main score, l0 and fvu averaged over the task's cells."""
+    return frame.groupby([by, "task", "seed"])[["main_score", "l0", "fvu"]].mean().reset_index()
+
+
+def t_interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, int]:
+    """(half-width of the ``level`` t-interval of the mean of ``values`` [n], n); NaN below 2 values."""
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    if n < 2:
+        return float("nan"), n
+    spread = values.std(ddof=1) / np.sqrt(n)
+    return float(stats.t.ppf(0.5 + level / 2, n - 1) * spread), n
+
+
+def task_table(frame: pd.DataFrame, by: str = "submission") -> pd.DataFrame:
+    """Per (by, task): main score mean, its 95% interval over seeds (low, high, half_width),
+    seeds, and the means of l0 and fvu."""
+    rows = []
+    for (key, task), group in seed_scores(frame, by).groupby([by, "task"]):
+        mean = float(group.main_score.mean())
+        half_width, n = t_interval(group.main_score.to_numpy())
+        rows.append(
+            {
+                by: key, "task": task, "main_score": mean, "low": mean - half_width, "high": mean + half_width,
+                "half_width": half_width, "seeds": n, "l0": group.l0.mean(), "fvu": group.fvu.mean(),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _ranks(better: np.ndarray) -> np.ndarray:
+    """Ranks (1 = best, ties averaged, NaN where absent) along axis -2 of ``better`` [..., S, T],
+    whose entries are scores oriented so that higher is better."""
+    a = better[..., :, None, :]
+    b = better[..., None, :, :]
+    beaten_by = (b > a).sum(axis=-2) + 0.5 * ((b == a).sum(axis=-2) - 1)
+    return np.where(np.isnan(better), np.nan, 1.0 + beaten_by)
+
+
+def overall_ranking(
+    frame: pd.DataFrame, higher_is_better: dict[str, bool], seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES
+) -> pd.DataFrame:
+    """One row per submission, best first: mean task rank, tasks ranked on, and for each row the
+    bootstrap probability that it and the row below swap order (``flip_with_next``).
+
+    The paired bootstrap resamples tasks (the same draw for every submission) and, within each
+    submission and task, its seeds; each resample re-ranks from the resampled means.
+    """
+    per_seed = seed_scores(frame)
+    names = sorted(per_seed.submission.unique())
+    tasks = sorted(per_seed.task.unique())
+    sign = np.array([1.0 if higher_is_better[t] else -1.0 for t in tasks])
+    rng = np.random.default_rng(seed)
+    resampled = np.full((resamples, len(names), len(tasks)), np.nan)
+    observed = np.full((len(names), len(tasks)), np.nan)
+    for (name, task), group in per_seed.groupby(["submission", "task"]):
+        s, t = names.index(name), tasks.index(task)
+        scores = group.main_score.to_numpy() * sign[t]
+        observed[s, t] = scores.mean()
+        resampled[:, s, t] = scores[rng.integers(0, len(scores), size=(resamples, len(scores)))].mean(axis=1)
+    task_draws = rng.integers(0, len(tasks), size=(resamples, len(tasks)))
+    resampled = np.take_along_axis(resampled, task_draws[:, None, :], axis=2)
+    mean_rank = _nanmean_or_inf(_ranks(observed))
+    boot_rank = _nanmean_or_inf(_ranks(resampled))
+    order = np.lexsort((names, mean_rank))
+    flips = [
+        float(np.mean(boot_rank[:, a] > boot_rank[:, b]) + 0.5 * np.mean(boot_rank[:, a] == boot_rank[:, b]))
+        for a, b in zip(order[:-1], order[1:])
+    ] + [np.nan]
+    return pd.DataFrame(
+        {
+            "rank": np.arange(1, len(names) + 1),
+            "submission": [names[i] for i in order],
+            "mean_task_rank": mean_rank[order],
+            "tasks": (~np.isnan(observed[order])).sum(axis=1),
+            "flip_with_next": flips,
+        }
+    )
+
+
+def _nanmean_or_inf(ranks: np.ndarray) -> np.ndarray:
+    """Mean over tasks (last axis) of [..., S, T] ranks; a submission absent from every (drawn)
+    task ranks last (inf)."""
+    present = (~np.isnan(ranks)).sum(axis=-1)
+    total = np.nansum(ranks, axis=-1)
+    return np.where(present > 0, total / np.maximum(present, 1), np.inf)
+
+
+def inseparable_pairs(ranking: pd.DataFrame, threshold: float = FLIP_THRESHOLD) -> list[tuple[int, int]]:
+    """Adjacent ranks (r, r + 1) whose order flips in more than ``threshold`` of resamples."""
+    rows = ranking[ranking.flip_with_next > threshold]
+    return [(int(r), int(r) + 1) for r in rows["rank"]]

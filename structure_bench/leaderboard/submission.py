@@ -1,0 +1,300 @@
+"""Leaderboard submissions: a finished run checked against the suite and frozen into one JSON file.
+
+A submission file holds the method's import spec and parameters, the suite it was run on (each
+task's fingerprint, main score and grid), the package version, and the run's result records
+themselves with their sha256. Submitting reads the records as data: nothing they name is imported
+or executed (the method spec is only stored; ``verify`` is what imports and re-runs it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import re
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Iterable
+
+import jsonschema
+
+from structure_bench.errors import StructureBenchError
+from structure_bench.results import RESULT_SCHEMA, read_record, record_paths, write_json
+from structure_bench.task import Cell
+
+SUBMISSION_VERSION = 1
+SUBMISSIONS_DIR = "submissions"
+MIN_SEEDS = 3
+# Constructor parameters that the cell and the seed set, not the submitter.
+UNIT_PARAMS = ("n_latents", "l0_target", "seed")
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+
+_record_schema = {k: v for k, v in RESULT_SCHEMA.items() if k not in ("$schema", "$id")}
+_cell_schema = RESULT_SCHEMA["properties"]["cell"]
+SUBMISSION_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://structure-bench.dev/schema/submission-v1.json",
+    "title": "structure_bench leaderboard submission",
+    "type": "object",
+    "required": [
+        "submission_version", "name", "method", "package_version", "submitted_at", "tasks", "seeds",
+        "records_sha256", "records",
+    ],
+    "additionalProperties": False,
+    "properties": {
+        "submission_version": {"const": SUBMISSION_VERSION},
+        "name": {"type": "string", "pattern": NAME_PATTERN},
+        "method": {
+            "type": "object",
+            "required": ["spec", "import_spec", "params"],
+            "additionalProperties": False,
+            "properties": {
+                "spec": {"type": "string", "description": "registered name or module:Class, as run"},
+                "import_spec": {"type": "string", "pattern": r"^[\w.]+:[\w.]+$"},
+                "params": {"type": "object", "description": "constructor parameters beyond the cell and seed"},
+            },
+        },
+        "package_version": {"type": "string", "minLength": 1},
+        "submitted_at": {"type": "string"},
+        "tasks": {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": {
+                "type": "object",
+                "required": ["fingerprint", "site", "main_score", "higher_is_better", "cells"],
+                "additionalProperties": False,
+                "properties": {
+                    "fingerprint": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                    "site": {"type": "string"},
+                    "main_score": {"type": "string"},
+                    "higher_is_better": {"type": "boolean"},
+                    "cells": {"type": "array", "minItems": 1, "items": _cell_schema},
+                },
+            },
+        },
+        "seeds": {"type": "array", "minItems": MIN_SEEDS, "uniqueItems": True, "items": {"type": "integer", "minimum": 0}},
+        "records_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "records": {"type": "array", "minItems": 1, "items": _record_schema},
+    },
+}
+
+
+class SubmissionRejected(StructureBenchError):
+    """A run or submission file that cannot go on the board; one line per problem."""
+
+    def __init__(self, subject: str, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{subject}: {len(problems)} problem(s)\n{lines}")
+
+
+def records_digest(records: list[dict[str, Any]]) -> str:
+    """sha256 of the records' canonical JSON (sorted keys, no whitespace)."""
+    blob = json.dumps(records, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def unit_key(record: dict[str, Any]) -> tuple[str, Cell, int]:
+    return record["task"], Cell(**record["cell"]), record["seed"]
+
+
+def submitted_params(record: dict[str, Any]) -> dict[str, Any]:
+    """A record's constructor parameters less those its cell and seed set."""
+    return {k: v for k, v in record["params"].items() if k not in UNIT_PARAMS}
+
+
+def default_name(spec: str) -> str:
+    """``topk-sae`` -> ``topk-sae``; ``my_pkg.saes:GatedSAE`` -> ``GatedSAE``."""
+    return spec.rpartition(":")[2].replace("/", "_")
+
+
+# -- reading the run ------------------------------------------------------------------------
+
+def _read_run(results_dir: Path, problems: list[str]) -> list[dict[str, Any]]:
+    """Every readable, schema-valid record of the run; each broken file is one problem."""
+    if not results_dir.is_dir():
+        raise StructureBenchError(f"results directory {results_dir} does not exist")
+    records = []
+    for path in record_paths(results_dir):
+        try:
+            records.append(read_record(path))
+        except StructureBenchError as exc:
+            problems.append(str(exc))
+    return records
+
+
+def _suite_entry(task_id: str) -> dict[str, Any]:
+    """What the submission records about a task as it is now: fingerprint, site, score, grid."""
+    from structure_bench.runner import load_task
+
+    task = load_task(task_id)
+    meta = task.metadata
+    return {
+        "fingerprint": task.fingerprint,
+        "site": meta.default_site,
+        "main_score": meta.main_score,
+        "higher_is_better": meta.higher_is_better,
+        "cells": [{"n_latents": c.n_latents, "l0_target": c.l0_target} for c in meta.grid],
+    }
+
+
+def _check_record(record: dict[str, Any], spec: str, suite: dict[str, dict[str, Any]]) -> list[str]:
+    """Problems with one record against the method spec and the current suite."""
+    where = f"{record['task']} {Cell(**record['cell']).name} seed {record['seed']}"
+    task = suite[record["task"]]
+    problems = []
+    if spec not in (record["method"], record["method_spec"]):
+        problems.append(f"{where}: record is of method {record['method']!r}, not {spec!r}")
+    if record["status"] != "ok":
+        problems.append(f"{where}: failed fit ({record['error']})")
+        return problems
+    if record["task_fingerprint"] != task["fingerprint"]:
+        problems.append(
+            f"{where}: task fingerprint {record['task_fingerprint'][:12]}… differs from the current "
+            f"{record['task']}'s {task['fingerprint'][:12]}… (re-run on this version of the task)"
+        )
+    if record["main_score"] != task["main_score"]:
+        problems.append(f"{where}: main score is {record['main_score']!r} but the task's is {task['main_score']!r}")
+    if task["main_score"] not in record["metrics"]:
+        problems.append(f"{where}: main score {task['main_score']!r} missing from metrics")
+    bad = sorted(k for k, v in record["metrics"].items() if v is None or not math.isfinite(v))
+    if bad:
+        problems.append(f"{where}: non-finite metrics (NaN/inf): {', '.join(bad)}")
+    n_latents = record["params"].get("n_latents", record["cell"]["n_latents"])
+    l0 = record["metrics"].get("l0")
+    if l0 is not None and not 0 <= l0 <= n_latents:
+        problems.append(f"{where}: l0 {l0} outside [0, {n_latents}]")
+    if not record["provenance"]["package_version"]:
+        problems.append(f"{where}: package version not recorded")
+    return problems
+
+
+def _missing_units(records: list[dict[str, Any]], suite: dict[str, dict[str, Any]], seeds: list[int]) -> list[str]:
+    """One problem per task cell lacking some seed, and one per duplicated unit."""
+    counts: dict[tuple[str, Cell, int], int] = defaultdict(int)
+    for record in records:
+        counts[unit_key(record)] += 1
+    problems = [f"{t} {c.name} seed {s}: {n} records for one cell and seed" for (t, c, s), n in counts.items() if n > 1]
+    for task_id, entry in suite.items():
+        for cell in (Cell(**c) for c in entry["cells"]):
+            missing = [s for s in seeds if (task_id, cell, s) not in counts]
+            if missing and len(missing) == len(seeds):
+                problems.append(f"missing cell: {task_id} {cell.name} (no records)")
+            elif missing:
+                problems.append(f"missing cell: {task_id} {cell.name} seed(s) {', '.join(map(str, missing))}")
+    return problems
+
+
+def build_submission(
+    results_dir: str | Path, spec: str, tasks: Iterable[str], name: str | None = None
+) -> dict[str, Any]:
+    """Check a finished run against the suite ``tasks`` and return its submission document.
+
+    Raises SubmissionRejected listing every problem: unreadable or schema-invalid records, a
+    missing task cell or seed, fewer than MIN_SEEDS seeds, failed fits, non-finite metrics,
+    fingerprints that differ from the current tasks', mixed methods or parameters.
+    """
+    results_dir = Path(results_dir)
+    problems: list[str] = []
+    suite = {task_id.rpartition(":")[2]: _suite_entry(task_id) for task_id in tasks}
+    run_records = _read_run(results_dir, problems)
+    records = [
+        r for r in run_records
+        if r["task"] in suite and r["site"] == suite[r["task"]]["site"]
+        and r["cell"] in suite[r["task"]]["cells"]
+    ]
+    if not records and not problems:
+        problems.append(f"no records for the suite ({', '.join(suite)}) in {results_dir}")
+    seeds = sorted({r["seed"] for r in records})
+    if records and len(seeds) < MIN_SEEDS:
+        problems.append(f"only {len(seeds)} seed(s) ({', '.join(map(str, seeds))}); a leaderboard entry needs at least {MIN_SEEDS}")
+    for record in records:
+        problems += _check_record(record, spec, suite)
+    problems += _missing_units(records, suite, seeds)
+    param_sets = {json.dumps(submitted_params(r), sort_keys=True) for r in records}
+    if len(param_sets) > 1:
+        problems.append(f"records mix {len(param_sets)} parameter settings; submit one setting per run directory")
+    versions = {r["provenance"]["package_version"] for r in records}
+    if len(versions) > 1:
+        problems.append(f"records come from several package versions: {', '.join(sorted(versions))}")
+    import_specs = {r["method_spec"] for r in records}
+    if len(import_specs) > 1:
+        problems.append(f"records come from several method classes: {', '.join(sorted(import_specs))}")
+    name = name or default_name(spec)
+    if not re.match(NAME_PATTERN, name):
+        problems.append(f"submission name {name!r} must match {NAME_PATTERN}")
+    if problems:
+        raise SubmissionRejected(f"cannot submit {results_dir}", problems)
+    records.sort(key=lambda r: (r["task"], r["cell"]["n_latents"], r["cell"]["l0_target"], r["seed"]))
+    return {
+        "submission_version": SUBMISSION_VERSION,
+        "name": name,
+        "method": {"spec": spec, "import_spec": import_specs.pop(), "params": submitted_params(records[0])},
+        "package_version": versions.pop(),
+        "submitted_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "tasks": suite,
+        "seeds": seeds,
+        "records_sha256": records_digest(records),
+        "records": records,
+    }
+
+
+# -- the submission file --------------------------------------------------------------------
+
+def submission_path(board: str | Path, name: str) -> Path:
+    return Path(board) / SUBMISSIONS_DIR / f"{name}.json"
+
+
+def submit(
+    results_dir: str | Path,
+    spec: str,
+    tasks: Iterable[str],
+    board: str | Path = "leaderboard",
+    name: str | None = None,
+    replace: bool = False,
+) -> Path:
+    """Check the run and write ``board/submissions/<name>.json``; returns its path."""
+    document = build_submission(results_dir, spec, tasks, name)
+    path = submission_path(board, document["name"])
+    if path.exists() and not replace:
+        raise StructureBenchError(f"{path} exists; pass --replace (or --name) to overwrite it")
+    write_json(path, document)
+    return path
+
+
+def read_submission(path: str | Path) -> dict[str, Any]:
+    """Load a submission file, check its schema, its records' digest and its internal consistency."""
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SubmissionRejected(str(path), [f"unreadable submission file ({exc})"]) from None
+    validator = jsonschema.Draft202012Validator(SUBMISSION_SCHEMA)
+    problems = [
+        f"invalid at {'/'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message[:200]}"
+        for e in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
+    ]
+    if problems:
+        raise SubmissionRejected(str(path), problems)
+    if records_digest(document["records"]) != document["records_sha256"]:
+        problems.append("records_sha256 does not match the embedded records: the records were edited after submission")
+    if path.stem != document["name"]:
+        problems.append(f"file name {path.name} does not match the submission name {document['name']!r}")
+    suite = document["tasks"]
+    for record in document["records"]:
+        unknown_task = record["task"] not in suite
+        if unknown_task or record["seed"] not in document["seeds"]:
+            problems.append(f"record {record['task']} seed {record['seed']} is outside the submission's tasks and seeds")
+            continue
+        problems += _check_record(record, document["method"]["spec"], suite)
+    problems += _missing_units(document["records"], suite, document["seeds"])
+    if problems:
+        raise SubmissionRejected(str(path), problems)
+    return document
+
+
+def read_submissions(board: str | Path) -> list[dict[str, Any]]:
+    """Every submission under ``board/submissions``, each checked; sorted by name."""
+    paths = sorted((Path(board) / SUBMISSIONS_DIR).glob("*.json"))
+    return [read_submission(path) for path in paths]
