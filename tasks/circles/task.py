@@ -1,0 +1,147 @@
+"""circles-v1: circular 2-D features (days, months, continuous angles) mixed with linear features."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from structure_bench.structures import Directions, Subspaces, Variables
+from structure_bench.synthetic import (
+    SyntheticTask,
+    add_noise,
+    code_figures,
+    coefficient_frame,
+    directions_signal,
+    magnitudes,
+    orthonormal_rows,
+    sparse_features,
+    split_indices,
+    width_grid,
+    zipf_rates,
+)
+from structure_bench.task import TaskArrays, TaskMetadata
+
+
+class CirclesTask(SyntheticTask):
+    """x = sum_g r_g (cos theta_g u_g + sin theta_g v_g) + sum_i a_i g_i + noise.
+
+    Circle g lives in a random 2-D plane (orthonormal axes u_g, v_g, stored in ``extra``); it is
+    on with probability ``circle_rate``, with radius uniform on [0.8, 1.2] and angle theta_g either
+    one of ``circle_points[g]`` evenly spaced values (7 = days of the week, 12 = months) or, for
+    0, uniform on the circle. The linear features are random unit directions with Zipf-like,
+    block-correlated firing and magnitudes uniform on [0.5, 1.5].
+    """
+
+    def __init__(
+        self,
+        id: str,
+        n_samples: int = 8000,
+        d: int = 32,
+        circle_points: tuple[int, ...] = (7, 12, 0, 0),
+        circle_rate: float = 0.2,
+        n_linear: int = 24,
+        linear_max_rate: float = 0.12,
+        group_size: int = 4,
+        correlation: float = 0.2,
+        noise_std: float = 0.01,
+        test_fraction: float = 0.25,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            id, n_samples=n_samples, d=d, circle_points=list(circle_points), circle_rate=circle_rate,
+            n_linear=n_linear, linear_max_rate=linear_max_rate, group_size=group_size,
+            correlation=correlation, noise_std=noise_std, test_fraction=test_fraction, seed=seed,
+        )
+        self.linear_rates = zipf_rates(n_linear, linear_max_rate, 0.5)
+        n_circles = len(circle_points)
+        # A circle needs two coordinates, so it counts twice in the true size and L0.
+        expected_l0 = self.linear_rates.sum() + 2 * n_circles * circle_rate
+        self.metadata = TaskMetadata(
+            id=id,
+            description=f"{n_circles} circular features in random planes plus {n_linear} linear features in {d} dimensions",
+            references=(
+                "Engels et al. 2024, Not all language model features are linear, arXiv 2405.14860",
+                "Chanin, Garriga-Alonso 2026, SynthSAEBench, arXiv 2602.14687",
+            ),
+            main_score="circles/subspace_f",
+            default_site="hidden",
+            primary="circles",
+            grid=width_grid(2 * n_circles + n_linear, expected_l0),
+            card=Path(__file__).parent / "README.md",
+        )
+
+    def generate(self) -> TaskArrays:
+        p = self.kwargs
+        rng = np.random.default_rng(p["seed"])
+        n, d, points = p["n_samples"], p["d"], p["circle_points"]
+        axes = np.stack([orthonormal_rows(rng, 2, d) for _ in points])  # [n_circles, 2, d]
+        on = rng.random((n, len(points))) < p["circle_rate"]
+        radius = on * magnitudes(rng, on.shape, 0.8, 1.2)
+        angle = np.stack([
+            2 * np.pi * rng.integers(0, k, size=n) / k if k else rng.uniform(0, 2 * np.pi, size=n)
+            for k in points
+        ], axis=1)
+        angle = np.where(on, angle, np.nan)  # an off circle has no angle
+        G, A = sparse_features(rng, n, d, self.linear_rates, p["group_size"], p["correlation"])
+        linear = Directions("linear", G, A)
+        X = add_noise(rng, circle_signal(radius, angle, axes) + directions_signal(linear), p["noise_std"])
+        train_idx, test_idx = split_indices(rng, n, p["test_fraction"])
+        names = [f"circle{g}" for g in range(len(points))]
+        angles = pd.DataFrame(angle, columns=[f"angle{g}" for g in range(len(points))])
+        radii = pd.DataFrame(radius, columns=[f"radius{g}" for g in range(len(points))])
+        return TaskArrays(
+            activations={"hidden": X},
+            inputs=pd.concat([angles, radii, coefficient_frame(A, "f")], axis=1),
+            structures={"hidden": {
+                "circles": Subspaces("circles", list(axes), names, radius),
+                "linear": linear,
+                "angles": Variables("angles", angles, {c: "circular" for c in angles.columns}),
+            }},
+            train_idx=train_idx,
+            test_idx=test_idx,
+            extra={"circle_axes": axes},
+        )
+
+    def clean_activations(self) -> np.ndarray:
+        structures = self.arrays.structures["hidden"]
+        return circle_signal(
+            structures["circles"].membership,
+            structures["angles"].values.to_numpy(),
+            self.arrays.extra["circle_axes"],
+        ) + directions_signal(structures["linear"])
+
+    def validate(self) -> dict[str, float]:
+        """Circle and linear firing, planes' overlap, angle values seen, variance explained."""
+        structures = self.arrays.structures["hidden"]
+        train = self.arrays.train_idx
+        circles_on = structures["circles"].membership[train] > 0
+        axes = self.arrays.extra["circle_axes"]
+        # Largest cosine between a direction in one circle's plane and another plane or a linear feature.
+        plane_plane = [np.linalg.norm(axes[g] @ axes[h].T, 2) for g in range(len(axes)) for h in range(g)]
+        plane_linear = np.linalg.norm(np.einsum("gcd,md->gmc", axes, structures["linear"].vectors), axis=2)
+        angles = structures["angles"].values.iloc[train]
+        return {
+            **{f"linear_{key}": value for key, value in code_figures(structures["linear"].coefficients[train]).items()},
+            "true_l0": float((structures["linear"].coefficients[train] > 0).sum(axis=1).mean() + 2 * circles_on.sum(axis=1).mean()),
+            "circle_rate_min": float(circles_on.mean(axis=0).min()),
+            "circle_rate_max": float(circles_on.mean(axis=0).max()),
+            "max_plane_overlap": float(max([*plane_plane, plane_linear.max()])),
+            **{f"distinct_angles{g}": int(angles[c].nunique()) for g, c in enumerate(angles.columns)},
+            "circle_variance_share": float(np.sum(circle_signal(structures["circles"].membership, structures["angles"].values.to_numpy(), axes) ** 2)
+                                           / np.sum(self.clean_activations() ** 2)),
+            **super().validate(),
+        }
+
+
+def circle_signal(radius: np.ndarray, angle: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    """The circles' part of the activations: [n_samples, d].
+
+    radius : [n_samples, n_circles] (0 where off); angle : [n_samples, n_circles] radians (NaN
+    where off); axes : [n_circles, 2, d] each circle's orthonormal plane axes.
+    """
+    on = radius > 0
+    cos = np.where(on, radius * np.cos(np.where(on, angle, 0.0)), 0.0)
+    sin = np.where(on, radius * np.sin(np.where(on, angle, 0.0)), 0.0)
+    return cos @ axes[:, 0] + sin @ axes[:, 1]
