@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 RESULTS ?= results/default
 BIN := $(VENV)/bin
 
-.PHONY: setup bench test benchmark clean
+.PHONY: setup bench test benchmark leaderboard clean
 
 setup: $(VENV)/.installed
 
@@ -23,6 +23,10 @@ bench: setup
 test: setup
 	@$(BIN)/pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+# Run every built-in baseline on the default suite with 3 seeds, submit each, regenerate leaderboard/.
+leaderboard: setup
+	$(BIN)/python -m structure_bench.leaderboard.baselines --out results/leaderboard --board leaderboard
 
 benchmark: setup
 	$(BIN)/pytest tests/benchmarks --benchmark-enable --benchmark-only --benchmark-json=benchmarks.json -q

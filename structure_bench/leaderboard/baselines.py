@@ -1,0 +1,60 @@
+"""Put the built-in baselines on the board from real runs: run each on the default suite with
+three seeds, submit it, regenerate the pages (``make leaderboard``).
+
+    python -m structure_bench.leaderboard.baselines --out results/leaderboard --board leaderboard
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from structure_bench.errors import StructureBenchError
+from structure_bench.leaderboard.board import write_board
+from structure_bench.leaderboard.submission import MIN_SEEDS, submit
+
+
+def submit_baselines(
+    out: Path, board: Path, tasks: list[str], methods: list[str], seeds: list[int], jobs: int = 1
+) -> list[str]:
+    """Run (resumably, under ``out/<method>``) and submit each method; returns one line per
+    method that could not be submitted (the others are on the board)."""
+    from structure_bench.runner import plan, run
+
+    refused = []
+    for method in methods:
+        results = out / method.replace(":", "--")
+        run(plan(tasks, [method], seeds), results, jobs=jobs)
+        try:
+            print(f"submitted {submit(results, method, tasks, board, replace=True)}")
+        except StructureBenchError as exc:
+            refused.append(f"{method}: {exc}")
+    return refused
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from structure_bench.cli import default_methods
+    from structure_bench.registry import list_tasks
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("results/leaderboard"), help="results root (resumable)")
+    parser.add_argument("--board", type=Path, default=Path("leaderboard"))
+    parser.add_argument("--tasks", nargs="+", help="default: every registered task")
+    parser.add_argument("--methods", nargs="+", help="default: the built-in baselines")
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(range(MIN_SEEDS)))
+    parser.add_argument("--jobs", type=int, default=1)
+    args = parser.parse_args(argv)
+    refused = submit_baselines(
+        args.out, args.board, args.tasks or list_tasks(), args.methods or default_methods(), args.seeds, args.jobs
+    )
+    for line in refused:
+        print(f"not submitted: {line}", file=sys.stderr)
+    board = write_board(args.board)
+    print(f"{len(board.submissions)} submissions on {len(board.tasks)} tasks -> {args.board}")
+    return 1 if refused else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
