@@ -8,8 +8,8 @@ how the matched latents of parents and children share the work:
 
 absorption_rate
     Over every (parent p, child c) pair and every sample where both are on (``A_p > 0`` and
-    ``A_c > 0``), the fraction where the child's latent fires (``z > 0``) while the parent's
-    latent does not: the child latent has absorbed the parent (Chanin et al. 2024, who also count
+    ``A_c > 0``), the fraction where the child's latent fires (``|z|`` above the firing
+    tolerance that ``l0`` uses) while the parent's latent does not: the child latent has absorbed the parent (Chanin et al. 2024, who also count
     only full absorption, where the parent latent is silent). Pooled over pairs, so each
     co-occurrence counts once. A feature without a matched latent never fires.
     ``absorption_free = 1 - absorption_rate``.
@@ -24,46 +24,43 @@ hedging
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
+from structure_bench.metrics.directions import abs_cosines, hungarian_match
+from structure_bench.metrics.reconstruction import firing_mask
 from structure_bench.structures import Directions
 
 
-def matched_latents(decoder: np.ndarray, Z: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-    """For each true feature, its Hungarian-matched alive latent, or -1: int [m].
+def matched_latents(decoder: np.ndarray, fires: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """For each true feature, its Hungarian-matched alive latent (the ``mcc`` matching), or -1: int [m].
 
-    decoder : [n_latents, d]; Z : [n_samples, n_latents] (alive = fires on some sample);
+    decoder : [n_latents, d]; fires : bool [n_samples, n_latents] (alive = fires on some sample);
     vectors : [m, d] unit true directions.
     """
-    alive = np.flatnonzero((np.asarray(Z) > 0).any(axis=0))
-    rows = np.asarray(decoder, dtype=np.float64)[alive]
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    unit = rows / np.where(norms > 0, norms, 1.0)
-    cos = np.abs(vectors @ unit.T)
-    features, latents = linear_sum_assignment(1.0 - cos)
+    alive = np.flatnonzero(fires.any(axis=0))
+    latents, features = hungarian_match(abs_cosines(np.asarray(decoder, dtype=np.float64)[alive], vectors))
     match = np.full(len(vectors), -1)
     match[features] = alive[latents]
     return match
 
 
-def _fires(Z: np.ndarray, latent: int) -> np.ndarray:
+def _fires(fires: np.ndarray, latent: int) -> np.ndarray:
     """Whether ``latent`` fires on each sample: bool [n_samples] (all False for -1)."""
     if latent < 0:
-        return np.zeros(len(Z), dtype=bool)
-    return Z[:, latent] > 0
+        return np.zeros(len(fires), dtype=bool)
+    return fires[:, latent]
 
 
-def absorption_rate(Z: np.ndarray, coefficients: np.ndarray, parents: np.ndarray, match: np.ndarray) -> float:
+def absorption_rate(fires: np.ndarray, coefficients: np.ndarray, parents: np.ndarray, match: np.ndarray) -> float:
     """Share of parent-and-child co-occurrences where the child's latent fires and the parent's does not.
 
-    Z : [n_samples, n_latents]; coefficients : [n_samples, m]; parents : [m] (-1 for roots);
+    fires : bool [n_samples, n_latents]; coefficients : [n_samples, m]; parents : [m] (-1 for roots);
     match : [m] matched latent per feature (-1 for none). NaN when no pair ever co-occurs.
     """
     co_occurrences = absorbed = 0
     for child in np.flatnonzero(parents >= 0):
         parent = parents[child]
         both_on = (coefficients[:, parent] > 0) & (coefficients[:, child] > 0)
-        swallowed = _fires(Z, match[child]) & ~_fires(Z, match[parent])
+        swallowed = _fires(fires, match[child]) & ~_fires(fires, match[parent])
         co_occurrences += int(both_on.sum())
         absorbed += int((both_on & swallowed).sum())
     return absorbed / co_occurrences if co_occurrences else float("nan")
@@ -95,11 +92,11 @@ def hierarchy_metrics(decoder: np.ndarray, Z: np.ndarray, truth: Directions) -> 
     ``truth.coefficients`` [n_samples, m] describe; truth.labels has a ``parent`` column.
     Returns ``absorption_rate``, ``absorption_free`` and ``hedging``.
     """
-    Z = np.asarray(Z)
+    fires = firing_mask(np.asarray(Z, dtype=np.float64))
     parents = truth.labels["parent"].to_numpy().astype(int)
-    match = matched_latents(decoder, Z, truth.vectors)
+    match = matched_latents(decoder, fires, truth.vectors)
     # Without per-sample coefficients co-occurrence is unknown; only the geometry can be scored.
-    rate = float("nan") if truth.coefficients is None else absorption_rate(Z, truth.coefficients, parents, match)
+    rate = float("nan") if truth.coefficients is None else absorption_rate(fires, truth.coefficients, parents, match)
     return {
         "absorption_rate": rate,
         "absorption_free": 1.0 - rate,

@@ -54,16 +54,20 @@ def variable_metrics(Z: np.ndarray, alive: np.ndarray, truth: Variables) -> dict
     """eta2_<var> for each variable: mean over alive latents of eta^2, weighted by Var(z_l).
 
     Z : [n_samples, n_latents]. alive : [n_latents] bool. NaN when no alive latent varies.
+    A variable that is NaN on some samples (a circle that is off has no angle) is scored on the
+    samples where it is defined.
     """
     Z_alive = np.compress(alive, Z, axis=1)  # C-ordered (Z[:, alive] is not), as sparse @ dense wants
-    Z_centred = Z_alive - Z_alive.mean(axis=0)
-    total = float((Z_centred**2).sum())
     scores = {}
     for variable, kind in truth.kinds.items():
+        defined = truth.values[variable].notna().to_numpy()
+        Z_defined = Z_alive[defined]
+        Z_centred = Z_defined - Z_defined.mean(axis=0)
+        total = float((Z_centred**2).sum())
         if total == 0:
             scores[f"eta2_{variable}"] = float("nan")
             continue
         # Weighting eta^2_l by Var(z_l) turns the mean into a ratio of summed sums of squares.
-        between = between_group_sum_of_squares(Z_centred, group_index(truth.values[variable], kind))
+        between = between_group_sum_of_squares(Z_centred, group_index(truth.values[variable][defined], kind))
         scores[f"eta2_{variable}"] = float(between.sum()) / total
     return scores
