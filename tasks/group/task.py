@@ -13,6 +13,7 @@ from structure_bench.structures import Directions, Subspaces, Variables
 from structure_bench.task import Cell, Split, Task, TaskArrays, TaskMetadata
 from structure_bench_tasks.group import analysis
 from structure_bench_tasks.group.model import CHECKPOINT, embed, hidden_from_embed, load_weights, logits_from_hidden
+from structure_bench_tasks.group.symmetric import irreps
 from structure_bench_tasks.group.train import all_pairs
 
 _HERE = Path(__file__).parent
@@ -31,6 +32,7 @@ class GroupCompositionTask(Task):
     def __init__(self, id: str, test_fraction: float = 0.25, split_seed: int = 0) -> None:
         super().__init__(id, test_fraction=test_fraction, split_seed=split_seed)
         self.test_fraction, self.split_seed = test_fraction, split_seed
+        self.checkpoint = CHECKPOINT  # a retrained model can be validated by pointing this elsewhere
         self.metadata = TaskMetadata(
             id=id,
             description="Composition in the symmetric group S4 by a trained MLP that uses irreducible representations.",
@@ -48,12 +50,12 @@ class GroupCompositionTask(Task):
     def source_files(self) -> list[Path]:
         return [
             *super().source_files(),
-            CHECKPOINT,
+            self.checkpoint,
             *(_HERE / name for name in ("model.py", "analysis.py", "symmetric.py")),
         ]
 
     def generate(self) -> TaskArrays:
-        weights = load_weights()
+        weights = load_weights(self.checkpoint)
         x, y, z = all_pairs()
         embedded = embed(weights, x, y)
         hidden = hidden_from_embed(weights, embedded)
@@ -63,9 +65,14 @@ class GroupCompositionTask(Task):
         hidden_irreps = Subspaces(
             "irreps", [eye[neurons.alive & (neurons.irrep == name)] for name in keys], keys
         )
+        # Labels must be numeric arrays (they are fingerprinted): the irrep as its index in irreps().
+        names = [rho.name for rho in irreps()]
         neuron_labels = pd.DataFrame(
-            {"neuron": np.flatnonzero(neurons.alive), "irrep": neurons.irrep[neurons.alive],
-             "share": neurons.share[neurons.alive]}
+            {
+                "neuron": np.flatnonzero(neurons.alive),
+                "irrep": [names.index(name) for name in neurons.irrep[neurons.alive]],
+                "share": neurons.share[neurons.alive],
+            }
         )
         neuron_directions = Directions("neurons", eye[neurons.alive], hidden[:, neurons.alive], neuron_labels)
         embed_irreps = Subspaces("irreps", [analysis.embedding_subspace(weights, name) for name in keys], keys)
@@ -90,13 +97,13 @@ class GroupCompositionTask(Task):
         site = self._site(site)
         if site not in self.model_sites:
             raise StructureBenchError(f"task {self.id} has no model at site {site!r}")
-        weights = load_weights()
+        weights = load_weights(self.checkpoint)
         X = np.asarray(X, dtype=np.float64)
         hidden = hidden_from_embed(weights, X) if site == "embed" else X
         return logits_from_hidden(weights, hidden)
 
     def validate(self) -> dict[str, Any]:
-        weights = load_weights()
+        weights = load_weights(self.checkpoint)
         x, y, z = all_pairs()
         hidden = hidden_from_embed(weights, embed(weights, x, y))
         logits = logits_from_hidden(weights, hidden)

@@ -43,6 +43,7 @@ class ToyModelOfSuperpositionTask(Task):
         super().__init__(id, n_samples=n_samples, n_train=n_train, sample_seed=sample_seed)
         self.n_samples, self.n_train, self.sample_seed = n_samples, n_train, sample_seed
         self.config = TrainConfig()
+        self.checkpoint = CHECKPOINT  # a retrained model can be validated by pointing this elsewhere
         self.metadata = TaskMetadata(
             id=id,
             description="Sparse features in superposition in the bottleneck of a trained ReLU output model.",
@@ -57,7 +58,7 @@ class ToyModelOfSuperpositionTask(Task):
         )
 
     def source_files(self) -> list[Path]:
-        return [*super().source_files(), CHECKPOINT, Path(__file__).parent / "model.py"]
+        return [*super().source_files(), self.checkpoint, Path(__file__).parent / "model.py"]
 
     def features(self) -> np.ndarray:
         """The seeded feature vectors x, [n_samples, n_features] float64."""
@@ -65,7 +66,7 @@ class ToyModelOfSuperpositionTask(Task):
         return sample_features(rng, self.n_samples, self.config.n_features, self.config.feature_probability)
 
     def generate(self) -> TaskArrays:
-        weights = load_weights()
+        weights = load_weights(self.checkpoint)
         x = self.features()
         represented = represented_features(weights["W"])
         labels = pd.DataFrame(
@@ -85,7 +86,7 @@ class ToyModelOfSuperpositionTask(Task):
         )
 
     def validate(self) -> dict[str, Any]:
-        weights = load_weights()
+        weights = load_weights(self.checkpoint)
         W = weights["W"]
         x = self.features()
         importance = self.config.importance()
