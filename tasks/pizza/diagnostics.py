@@ -1,0 +1,71 @@
+"""Clock-versus-pizza diagnostics of Zhong et al. 2023 (arXiv 2306.17844, section 4) and the
+pizza's |cos(w_k (a - b) / 2)| signature.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from structure_bench_tasks.pizza.fourier import angular_frequency
+from structure_bench_tasks.pizza.model import ModAddTransformer
+
+
+def correct_logits(logits: np.ndarray, p: int) -> np.ndarray:
+    """The logit of the correct answer per pair, [p * p], from logits [p * p, p] (row-major (a, b))."""
+    a, b = np.divmod(np.arange(p * p), p)
+    return logits[np.arange(p * p), (a + b) % p]
+
+
+def distance_irrelevance(logits: np.ndarray, p: int) -> float:
+    """Zhong et al.'s definition 4.2 on logits [p * p, p].
+
+    With L[(a + b) % p, (a - b) % p] the correct logit: the mean over distances d of the std of
+    L[:, d], over the std of all of L. Near 1 when the correct logit ignores a - b (clock),
+    low when it depends on it (pizza).
+    """
+    a, b = np.divmod(np.arange(p * p), p)
+    L = np.empty((p, p))
+    L[(a + b) % p, (a - b) % p] = correct_logits(logits, p)
+    return float(L.std(axis=0).mean() / L.std())
+
+
+def gradient_symmetricity(model: ModAddTransformer, n_triples: int = 100, seed: int = 0) -> float:
+    """Zhong et al.'s definition 4.1: mean cosine between the gradients of logit c with respect to the
+    two input embeddings E_a and E_b, over random triples (a, b, c) (c need not be the answer).
+    """
+    p = model.config.p
+    a, b, c = np.random.default_rng(seed).integers(0, p, size=(3, n_triples))
+    e_a = model.W_E[a].detach().clone().requires_grad_(True)
+    e_b = model.W_E[b].detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        logits = model.logits_from_embeddings(e_a, e_b)
+        # Rows are independent, so the gradient of the sum holds each row's own gradient.
+        logits[np.arange(n_triples), c].sum().backward()
+    return float(torch.nn.functional.cosine_similarity(e_a.grad, e_b.grad, dim=1).mean())
+
+
+def circularity(embedding: np.ndarray, p: int, n_components: int = 4) -> float:
+    """Zhong et al.'s circularity of embeddings [p, d]: for each of the leading principal components,
+    the share of its energy over tokens at its best single frequency; averaged (1 = perfect circles).
+    """
+    centered = embedding - embedding.mean(axis=0)
+    u, s, _ = np.linalg.svd(centered, full_matrices=False)
+    scores = u[:, :n_components] * s[:n_components]  # [p, n_components]
+    power = np.abs(np.fft.fft(scores, axis=0)) ** 2
+    # A real signal's energy at k and p - k is equal: the pair together holds 2 |F_k|^2 / p.
+    share = 2 * power[1 : (p - 1) // 2 + 1].max(axis=0) / (p * np.sum(scores**2, axis=0))
+    return float(np.clip(share, 0, 1).mean())
+
+
+def scale_dependence(logits: np.ndarray, p: int, keys: list[int]) -> float:
+    """Multiple correlation of the correct logit with |cos(w_k (a - b) / 2)| over the key frequencies.
+
+    Near 1 for a pizza (the integration's scale factor), near 0 for a clock.
+    """
+    a, b = np.divmod(np.arange(p * p), p)
+    features = np.abs(np.cos(np.outer(a - b, angular_frequency(p, np.asarray(keys))) / 2))
+    design = np.column_stack([np.ones(p * p), features])
+    y = correct_logits(logits, p)
+    residual = y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
+    return float(np.sqrt(max(0.0, 1 - residual.var() / y.var())))
