@@ -137,6 +137,9 @@ def fingerprint(flat: dict[str, np.ndarray]) -> str:
     digest = hashlib.sha256()
     for name in sorted(flat):
         array = np.ascontiguousarray(flat[name])
+        if array.dtype.hasobject:
+            # Object arrays hash their pointers and cannot be stored without pickle.
+            raise ValueError(f"task array {name!r} has dtype object: store numbers (e.g. an integer code) instead")
         digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
         digest.update(array.tobytes())
     return digest.hexdigest()
