@@ -46,7 +46,13 @@ def cache_root() -> Path:
 
 def _frame_to_arrays(prefix: str, frame: pd.DataFrame) -> tuple[dict[str, np.ndarray], list[str]]:
     columns = [str(c) for c in frame.columns]
-    return {f"{prefix}/{c}": frame[c].to_numpy() for c in columns}, columns
+    arrays = {}
+    for column in columns:
+        values = frame[column].to_numpy()
+        if values.dtype.hasobject and all(isinstance(v, str) for v in values):
+            values = values.astype(str)  # fixed-width unicode: storable and hashable by content
+        arrays[f"{prefix}/{column}"] = values
+    return arrays, columns
 
 
 def _structure_to_arrays(prefix: str, s: Structure) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
