@@ -1,0 +1,92 @@
+"""Dense linear baselines from scikit-learn: PCA, NMF and FastICA (they ignore l0_target)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.decomposition import NMF, PCA, FastICA
+
+from structure_bench.errors import MethodError
+from structure_bench.methods import Method
+
+
+def _padded(rows: np.ndarray, n_latents: int, seed: int) -> np.ndarray:
+    """[n_latents, d]: ``rows`` [r, d] followed by random unit rows (latents that never fire).
+
+    PCA and ICA find at most d components; wider cells get finite, silent extra latents.
+    """
+    extra = n_latents - len(rows)
+    if extra <= 0:
+        return rows
+    filler = np.random.default_rng(seed).normal(size=(extra, rows.shape[1]))
+    return np.vstack([rows, filler / np.linalg.norm(filler, axis=1, keepdims=True)])
+
+
+def _padded_codes(codes: np.ndarray, n_latents: int) -> np.ndarray:
+    """Codes [n, r] with zero columns appended up to n_latents."""
+    return np.pad(codes, ((0, 0), (0, n_latents - codes.shape[1])))
+
+
+class PCAMethod(Method):
+    """PCA: the top principal directions (at most d of them), codes = centred projections."""
+
+    def fit(self, X: np.ndarray) -> PCAMethod:
+        """X : [n_samples, d]."""
+        X = np.asarray(X, dtype=np.float64)
+        self.model_ = PCA(n_components=min(self.n_latents, *X.shape), random_state=self.seed).fit(X)
+        self.decoder_ = _padded(self.model_.components_, self.n_latents, self.seed)
+        self.decoder_bias_ = self.model_.mean_
+        return self
+
+    def encode(self, X: np.ndarray) -> np.ndarray:
+        """Codes [n_samples, n_latents] (any sign) for X [n_samples, d]."""
+        return _padded_codes(self.model_.transform(np.asarray(X, dtype=np.float64)), self.n_latents)
+
+
+class _IterativeMethod(Method):
+    """A method whose scikit-learn solver takes ``max_iter`` iterations at most."""
+
+    def __init__(self, n_latents: int, l0_target: int | None = None, seed: int = 0, max_iter: int = 400) -> None:
+        super().__init__(n_latents=n_latents, l0_target=l0_target, seed=seed)
+        self.max_iter = max_iter
+
+
+class NMFMethod(_IterativeMethod):
+    """Non-negative matrix factorisation, for non-negative sites (e.g. post-ReLU activations)."""
+
+    def _check_non_negative(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        if X.size and X.min() < 0:
+            raise MethodError(
+                f"nmf needs non-negative activations, but this site has values down to {X.min():.3g}"
+            )
+        return X
+
+    def fit(self, X: np.ndarray) -> NMFMethod:
+        """X : [n_samples, d], non-negative."""
+        X = self._check_non_negative(X)
+        self.model_ = NMF(self.n_latents, init="nndsvda", max_iter=self.max_iter, random_state=self.seed).fit(X)
+        self.decoder_ = self.model_.components_
+        self.decoder_bias_ = np.zeros(X.shape[1])
+        return self
+
+    def encode(self, X: np.ndarray) -> np.ndarray:
+        """Non-negative codes [n_samples, n_latents] for X [n_samples, d] (non-negative)."""
+        return self.model_.transform(self._check_non_negative(X))
+
+
+class ICAMethod(_IterativeMethod):
+    """FastICA: maximally non-Gaussian directions (at most d of them); decoder = mixing matrix."""
+
+    def fit(self, X: np.ndarray) -> ICAMethod:
+        """X : [n_samples, d]."""
+        X = np.asarray(X, dtype=np.float64)
+        self.model_ = FastICA(
+            min(self.n_latents, *X.shape), whiten="unit-variance", max_iter=self.max_iter, random_state=self.seed
+        ).fit(X)
+        self.decoder_ = _padded(self.model_.mixing_.T, self.n_latents, self.seed)
+        self.decoder_bias_ = self.model_.mean_
+        return self
+
+    def encode(self, X: np.ndarray) -> np.ndarray:
+        """Codes [n_samples, n_latents] (any sign) for X [n_samples, d]."""
+        return _padded_codes(self.model_.transform(np.asarray(X, dtype=np.float64)), self.n_latents)

@@ -1,0 +1,111 @@
+"""The SAE baselines: each overrides only the shared loop's activation and/or loss hooks."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from structure_bench.sae import Batch, Codes, SparseAutoencoder
+
+# Per-step multiplicative change of the L1 coefficient, per unit of relative L0 error.
+_L1_RATE = 0.02
+# Momentum of the running average that gives BatchTopK its inference threshold.
+_THRESHOLD_MOMENTUM = 0.99
+
+
+class ReluSAE(SparseAutoencoder):
+    """ReLU SAE with an L1 penalty weighted by decoder norms, its coefficient tuned to l0_target.
+
+    The coefficient follows a multiplicative controller: it grows while the batch L0 is above
+    the target and shrinks while below (Anthropic's April 2024 update for the weighted penalty).
+    """
+
+    unit_norm_decoder = False
+
+    def start_fit(self, X: torch.Tensor) -> None:
+        self.k  # noqa: B018  (fail early without a target)
+        self.l1_coeff_ = 1.0 / self.n_latents
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        codes = batch.codes
+        l1 = (codes.values * self.W_dec.norm(dim=1)[codes.cols]).sum() / len(batch.x)
+        l0 = len(codes.values) / len(batch.x)
+        error = max(-1.0, min(1.0, (l0 - self.k) / self.k))
+        total = super().loss(batch) + self.l1_coeff_ * l1
+        self.l1_coeff_ *= math.exp(_L1_RATE * error)
+        return total
+
+
+class TopKSAE(SparseAutoencoder):
+    """Top-k SAE (Gao et al. 2024): the k = l0_target largest pre-activations of each sample."""
+
+    def activation(self, pre: torch.Tensor, training: bool) -> torch.Tensor:
+        values, cols = pre.topk(min(self.k, pre.shape[1]), dim=1)
+        return torch.zeros_like(pre).scatter_(1, cols, values.relu())
+
+
+class BatchTopKSAE(SparseAutoencoder):
+    """BatchTopK SAE (Bussmann et al. 2024): the batch's k * batch_size largest pre-activations.
+
+    At inference a latent is on above a threshold: the running average of the smallest
+    activation kept in training batches.
+    """
+
+    def start_fit(self, X: torch.Tensor) -> None:
+        self.threshold_ = 0.0
+        self._threshold_seen = False
+
+    def activation(self, pre: torch.Tensor, training: bool) -> torch.Tensor:
+        if not training:
+            return pre * (pre > self.threshold_)
+        flat = pre.flatten()
+        values, index = flat.topk(min(self.k * len(pre), flat.numel()))
+        kept = values > 0
+        if kept.any():
+            smallest = float(values[kept].min())
+            momentum = _THRESHOLD_MOMENTUM if self._threshold_seen else 0.0
+            self.threshold_ = momentum * self.threshold_ + (1 - momentum) * smallest
+            self._threshold_seen = True
+        return torch.zeros_like(flat).scatter_(0, index[kept], values[kept]).view_as(pre)
+
+
+class MatryoshkaSAE(BatchTopKSAE):
+    """Matryoshka BatchTopK SAE (Bussmann et al. 2025; Nabeshima 2024).
+
+    Nested prefixes of the latents must each reconstruct the input on their own, so early latents
+    learn general features. ``prefix_fractions``: the prefix sizes as fractions of n_latents.
+    """
+
+    def __init__(
+        self,
+        n_latents: int,
+        l0_target: int | None = None,
+        seed: int = 0,
+        prefix_fractions: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0),
+        lr: float = 3e-3,
+        batch_size: int = 256,
+        max_steps: int = 3000,
+        tol: float = 2e-3,
+        aux_coeff: float = 1 / 32,
+        dead_after: int = 4096,
+        progress: bool | None = None,
+    ) -> None:
+        super().__init__(n_latents, l0_target, seed, lr, batch_size, max_steps, tol, aux_coeff, dead_after, progress)
+        self.prefix_fractions = prefix_fractions
+
+    def _prefix_ends(self) -> list[int]:
+        ends = {max(1, min(self.n_latents, round(f * self.n_latents))) for f in self.prefix_fractions}
+        return sorted(ends | {self.n_latents})
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        codes, start = batch.codes, 0
+        partial = torch.zeros_like(batch.x) + self.b_dec
+        errors = []
+        for end in self._prefix_ends():
+            group = (codes.cols >= start) & (codes.cols < end)
+            group_codes = Codes(codes.rows[group], codes.cols[group], codes.values[group])
+            partial = partial + self.decode_codes(group_codes, len(batch.x), bias=False)
+            errors.append(self.reconstruction_error(batch.x, partial))
+            start = end
+        return torch.stack(errors).mean() + self.aux_coeff * self.dead_latent_loss(batch)

@@ -1,0 +1,318 @@
+"""Sparse autoencoders: one shared CPU training loop; a variant overrides only its hooks.
+
+A variant overrides ``activation(pre, training)`` (which latents are on) and/or
+``loss(batch)``. Every activation here is a *gate*: a code equals its pre-activation where the
+latent is on and 0 elsewhere, so the gate itself carries no gradient. The loop exploits this:
+it picks the active entries without autograd and recomputes only those pre-activations with
+autograd, so a top-k step costs one dense matmul (the encoder's forward) instead of four.
+
+Data are divided by one scalar (``scale_``) so that the mean squared norm of a centred sample is 1;
+losses are then fractions of variance, and the hyperparameters do not depend on a task's units.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from structure_bench.errors import MethodError
+from structure_bench.methods.protocol import Method
+
+# The stopping rule looks at the mean loss over windows of this many steps.
+_WINDOW = 100
+# Fits estimated to take longer than this many multiply-adds show a progress bar (on a terminal).
+_PROGRESS_WORK = 2e11
+# Use sparse (gathered) training when at most this share of the codes is non-zero.
+_SPARSE_DENSITY = 0.125
+# Below this many multiply-adds per encoder pass, one thread beats several (thread hand-offs
+# cost more than the arithmetic, badly so on a busy machine).
+_MULTITHREAD_WORK = 2**24
+
+
+@dataclass
+class Codes:
+    """The non-zero entries of a batch of codes, in row-major order.
+
+    rows, cols : [nnz] sample and latent index of each entry (rows non-decreasing).
+    values : [nnz] the codes, differentiable with respect to the encoder.
+    """
+
+    rows: torch.Tensor
+    cols: torch.Tensor
+    values: torch.Tensor
+
+
+@dataclass
+class Batch:
+    """One training step's forward pass, in scaled units.
+
+    x : [batch, d] inputs. pre : [batch, n_latents] pre-activations (no gradient).
+    codes : the active codes. x_hat : [batch, d] reconstructions.
+    """
+
+    x: torch.Tensor
+    pre: torch.Tensor
+    codes: Codes
+    x_hat: torch.Tensor
+
+
+@contextmanager
+def _threads_for(work: int) -> Iterator[None]:
+    """Run small problems (``work`` multiply-adds per step) on one thread."""
+    previous = torch.get_num_threads()
+    if work < _MULTITHREAD_WORK:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+class _SelectedPreactivations(torch.autograd.Function):
+    """Entries (rows, cols) of pre = xc @ W_enc.T + b_enc, with a backward that touches only them."""
+
+    @staticmethod
+    def forward(ctx, xc, W_enc, b_enc, pre, rows, cols):  # noqa: ANN001, ANN205
+        ctx.save_for_backward(xc, W_enc, rows, cols)
+        return pre[rows, cols]
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: ANN001, ANN205
+        xc, W_enc, rows, cols = ctx.saved_tensors
+        n_rows, n_latents = xc.shape[0], W_enc.shape[0]
+        by_latent = torch.sparse_coo_tensor(
+            torch.stack([cols, rows]), grad, (n_latents, n_rows), check_invariants=False
+        )
+        by_sample = torch.sparse_coo_tensor(
+            torch.stack([rows, cols]), grad, (n_rows, n_latents), check_invariants=False
+        )
+        grad_W = torch.sparse.mm(by_latent, xc)
+        grad_b = torch.zeros(n_latents, dtype=grad.dtype).index_add_(0, cols, grad)
+        grad_xc = torch.sparse.mm(by_sample, W_enc)
+        return grad_xc, grad_W, grad_b, None, None, None
+
+
+class SparseAutoencoder(Method):
+    """Base of the SAE variants: a ReLU SAE trained by the shared loop (override the hooks).
+
+    Parameters (beyond n_latents, l0_target, seed)
+    ----------
+    lr : Adam learning rate.
+    batch_size : samples per step.
+    max_steps : step budget.
+    tol : stop when the mean reconstruction error over a window of steps improves by less than
+        this fraction twice in a row (never before a quarter of the budget). The error, not the
+        loss: reviving dead latents raises the auxiliary loss while the fit improves.
+    aux_coeff : weight of the auxiliary loss that revives dead latents (0 turns it off).
+    dead_after : a latent is dead when it has not fired on this many training samples.
+    progress : show a progress bar; None shows one on long fits when stderr is a terminal.
+
+    Fitted attributes
+    -----------------
+    decoder_ : [n_latents, d]. decoder_bias_ : [d]. scale_ : the data's scale.
+    n_steps_ : steps taken. error_history_ : mean reconstruction error (share of variance) per window.
+    dead_fraction_ : share of latents dead at the end of training.
+    """
+
+    # Keep decoder rows at unit norm (projecting out the radial gradient) during training.
+    unit_norm_decoder: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        n_latents: int,
+        l0_target: int | None = None,
+        seed: int = 0,
+        lr: float = 3e-3,
+        batch_size: int = 256,
+        max_steps: int = 3000,
+        tol: float = 2e-3,
+        aux_coeff: float = 1 / 32,
+        dead_after: int = 4096,
+        progress: bool | None = None,
+    ) -> None:
+        super().__init__(n_latents=n_latents, l0_target=l0_target, seed=seed)
+        self.lr = lr
+        self.batch_size = batch_size
+        self.max_steps = max_steps
+        self.tol = tol
+        self.aux_coeff = aux_coeff
+        self.dead_after = dead_after
+        self.progress = progress
+
+    # -- hooks ----------------------------------------------------------------------------
+    def activation(self, pre: torch.Tensor, training: bool) -> torch.Tensor:
+        """Codes [batch, n_latents] from pre-activations [batch, n_latents]: a gate (see module doc)."""
+        return torch.relu(pre)
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        """Training loss of one batch: reconstruction error plus the dead-latent auxiliary loss."""
+        return self.reconstruction_error(batch.x, batch.x_hat) + self.aux_coeff * self.dead_latent_loss(batch)
+
+    def start_fit(self, X: torch.Tensor) -> None:
+        """Called once before training on the scaled data X [n_samples, d] (for variant state)."""
+
+    # -- helpers for the hooks ------------------------------------------------------------
+    @property
+    def k(self) -> int:
+        """l0_target as an integer k, required by the sparse variants."""
+        if self.l0_target is None or int(self.l0_target) < 1:
+            raise MethodError(f"{type(self).__name__} needs l0_target >= 1, got {self.l0_target!r}")
+        return int(self.l0_target)
+
+    @staticmethod
+    def reconstruction_error(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+        """Mean over the batch of the squared error summed over dimensions ([batch, d] inputs)."""
+        return (x_hat - x).pow(2).sum(dim=1).mean()
+
+    def select(self, x: torch.Tensor, pre: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> Codes:
+        """Codes at entries (rows, cols) of pre [batch, n_latents], differentiable; x [batch, d]."""
+        values = _SelectedPreactivations.apply(x - self.b_dec, self.W_enc, self.b_enc, pre, rows, cols)
+        return Codes(rows, cols, values)
+
+    def decode_codes(self, codes: Codes, n_rows: int, bias: bool = True) -> torch.Tensor:
+        """Reconstructions [n_rows, d] from sparse codes (with or without the decoder bias)."""
+        offsets = torch.searchsorted(codes.rows, torch.arange(n_rows))
+        out = F.embedding_bag(codes.cols, self.W_dec, offsets, mode="sum", per_sample_weights=codes.values)
+        return out + self.b_dec if bias else out
+
+    def dead_latent_loss(self, batch: Batch) -> torch.Tensor:
+        """How badly the dead latents' top activations reconstruct the residual (Gao et al. 2024).
+
+        Normalised by the residual's variance; 0 when no latent is dead.
+        """
+        dead = self._samples_since_fired > self.dead_after
+        n_dead = int(dead.sum())
+        if n_dead == 0 or self.aux_coeff == 0:
+            return batch.x.new_zeros(())
+        k_aux = min(n_dead, max(1, batch.x.shape[1] // 2))
+        values, cols = batch.pre.masked_fill(~dead, -math.inf).topk(k_aux, dim=1)
+        on = values > 0
+        rows = torch.arange(len(values))[:, None].expand_as(cols)[on]
+        aux = self.select(batch.x, batch.pre, rows, cols[on])
+        residual = (batch.x - batch.x_hat).detach()
+        residual_hat = self.decode_codes(aux, len(residual), bias=False)
+        spread = (residual - residual.mean(dim=0)).pow(2).sum(dim=1).mean().clamp_min(1e-12)
+        return self.reconstruction_error(residual, residual_hat) / spread
+
+    # -- the shared loop ------------------------------------------------------------------
+    def fit(self, X: np.ndarray) -> SparseAutoencoder:
+        """Train on X [n_samples, d]; returns self."""
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or len(X) == 0:
+            raise MethodError(f"{type(self).__name__}.fit needs a non-empty [n_samples, d] array, got {X.shape}")
+        generator = torch.Generator().manual_seed(int(self.seed))
+        data = torch.from_numpy(X)
+        spread = float((data - data.mean(dim=0)).pow(2).sum(dim=1).mean().sqrt())
+        self.scale_ = spread if spread > 0 else 1.0
+        data = data / self.scale_
+        self._initialise(data, generator)
+        self.start_fit(data)
+        parameters = [self.W_enc, self.b_enc, self.W_dec, self.b_dec]
+        optimiser = torch.optim.Adam(parameters, lr=self.lr)
+        self.error_history_: list[float] = []
+        window: list[float] = []
+        stalled = 0
+        batch_size = min(self.batch_size, len(data))
+        order = torch.randperm(len(data), generator=generator)
+        position = 0
+        with self._progress_bar(data.shape[1]) as bar, _threads_for(batch_size * self.n_latents * data.shape[1]):
+            for step in range(1, self.max_steps + 1):
+                if position + batch_size > len(data):
+                    order, position = torch.randperm(len(data), generator=generator), 0
+                batch = self._forward(data[order[position : position + batch_size]])
+                position += batch_size
+                loss = self.loss(batch)
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                self._constrain_gradient()
+                optimiser.step()
+                self._constrain_decoder()
+                self._track_firing(batch)
+                window.append(self.reconstruction_error(batch.x, batch.x_hat).item())
+                bar.update()
+                if len(window) == _WINDOW:
+                    stalled = stalled + 1 if self._stalled(float(np.mean(window))) else 0
+                    window = []
+                    bar.set_postfix(error=f"{self.error_history_[-1]:.4g}", refresh=False)
+                    if stalled >= 2 and step >= self.max_steps // 4:
+                        break
+        self.n_steps_ = step
+        self.dead_fraction_ = float((self._samples_since_fired > self.dead_after).float().mean())
+        self.decoder_ = self.W_dec.detach().numpy().copy()
+        self.decoder_bias_ = (self.b_dec.detach() * self.scale_).numpy()
+        return self
+
+    def encode(self, X: np.ndarray) -> np.ndarray:
+        """Codes Z [n_samples, n_latents] (non-negative) for X [n_samples, d]."""
+        X = torch.from_numpy(np.asarray(X, dtype=np.float32)) / self.scale_
+        with torch.no_grad():
+            chunks = [
+                self.activation(self._preactivations(chunk), training=False) for chunk in X.split(4096)
+            ]
+        return (torch.cat(chunks) * self.scale_).numpy() if chunks else np.zeros((0, self.n_latents), np.float32)
+
+    # -- internals ------------------------------------------------------------------------
+    def _initialise(self, data: torch.Tensor, generator: torch.Generator) -> None:
+        # Tied initialisation: random unit decoder rows, encoder = decoder transpose.
+        d = data.shape[1]
+        W_dec = torch.randn(self.n_latents, d, generator=generator)
+        W_dec /= W_dec.norm(dim=1, keepdim=True)
+        self.W_dec = W_dec.requires_grad_()
+        self.W_enc = W_dec.detach().clone().requires_grad_()
+        self.b_enc = torch.zeros(self.n_latents, requires_grad=True)
+        self.b_dec = data.mean(dim=0).requires_grad_()
+        self._samples_since_fired = torch.zeros(self.n_latents, dtype=torch.long)
+
+    def _preactivations(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.b_dec) @ self.W_enc.T + self.b_enc
+
+    def _forward(self, x: torch.Tensor) -> Batch:
+        with torch.no_grad():
+            pre = self._preactivations(x)
+            rows, cols = self.activation(pre, training=True).nonzero(as_tuple=True)
+        if len(rows) <= _SPARSE_DENSITY * pre.numel():
+            codes = self.select(x, pre, rows, cols)
+            return Batch(x, pre, codes, self.decode_codes(codes, len(x)))
+        # Dense codes (e.g. early ReLU training): one masked matmul is cheaper than gathering.
+        gate = torch.zeros_like(pre)
+        gate[rows, cols] = 1.0
+        z = self._preactivations(x) * gate
+        return Batch(x, pre, Codes(rows, cols, z[rows, cols]), z @ self.W_dec + self.b_dec)
+
+    def _constrain_gradient(self) -> None:
+        # Remove the gradient component parallel to each (unit) decoder row: it only changes the norm.
+        if self.unit_norm_decoder and self.W_dec.grad is not None:
+            with torch.no_grad():
+                grad = self.W_dec.grad
+                grad -= (grad * self.W_dec).sum(dim=1, keepdim=True) * self.W_dec
+
+    def _constrain_decoder(self) -> None:
+        if self.unit_norm_decoder:
+            with torch.no_grad():
+                self.W_dec /= self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+    def _track_firing(self, batch: Batch) -> None:
+        fired = torch.bincount(batch.codes.cols, minlength=self.n_latents) > 0
+        self._samples_since_fired += len(batch.x)
+        self._samples_since_fired[fired] = 0
+
+    def _stalled(self, mean_error: float) -> bool:
+        previous = self.error_history_[-1] if self.error_history_ else None
+        self.error_history_.append(mean_error)
+        return previous is not None and previous - mean_error < self.tol * abs(previous)
+
+    def _progress_bar(self, d: int) -> tqdm:
+        show = self.progress
+        if show is None:
+            work = self.max_steps * min(self.batch_size, 1024) * self.n_latents * d
+            show = work > _PROGRESS_WORK and sys.stderr.isatty()
+        return tqdm(total=self.max_steps, desc=type(self).__name__, disable=not show, leave=False)
