@@ -144,11 +144,23 @@ def cmd_run(args: argparse.Namespace) -> None:
     methods = args.methods or default_methods()
     units = plan(tasks, methods, args.seeds, site=args.site, params=_parse_params(args.param))
     started = time.perf_counter()
-    records = run(units, args.out, jobs=args.jobs, retry_failed=args.retry_failed, progress=not args.quiet)
+    records = run(
+        units, args.out, jobs=args.jobs, retry_failed=args.retry_failed, progress=not args.quiet, save_codes=args.plots
+    )
     elapsed = time.perf_counter() - started
     skipped = len(units) - len(records)
     print(f"\n{len(records)} fits in {elapsed:.1f} s ({skipped} already finished) -> {args.out}")
     report_tables(Path(args.out))
+    if args.plots:
+        from structure_bench.report import write_report
+
+        print(f"report: {write_report(args.out)}")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from structure_bench.report import write_report
+
+    print(f"report: {write_report(args.dir, args.out)}")
 
 
 def cmd_results(args: argparse.Namespace) -> None:
@@ -207,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", type=int, default=1, help="parallel worker processes (default: 1)")
     run.add_argument("--retry-failed", action="store_true", help="re-run cells whose record is a failure")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--plots", action="store_true",
+        help="save each config's codes (first seed) and write OUT/report.html with figures (needs matplotlib)",
+    )
     run.set_defaults(func=cmd_run)
 
     results = sub.add_parser("results", help="print the summary and profile tables of a results directory")
@@ -235,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     leaderboard = sub.add_parser("leaderboard", help="regenerate README.md and index.html from the submissions")
     leaderboard.add_argument("--board", type=Path, default=Path("leaderboard"), help=board_help)
     leaderboard.set_defaults(func=cmd_leaderboard)
+
+    report = sub.add_parser("report", help="write a self-contained HTML report with figures of a results directory")
+    report.add_argument("dir", type=Path)
+    report.add_argument("--out", type=Path, help="HTML file to write (default: DIR/report.html)")
+    report.set_defaults(func=cmd_report)
     return parser
 
 

@@ -30,6 +30,7 @@ from structure_bench.results import read_record, record_name, write_record
 from structure_bench.task import Cell, Task
 
 DECODERS_DIR = "decoders"
+CODES_DIR = "codes"  # opt-in: float16 codes of every sample, for the report's figures
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,13 @@ class WorkUnit:
 
     @property
     def decoder_name(self) -> str:
+        """<record stem>.npy: the file name of this unit's decoder (and of its codes, when saved)."""
         return self.record_name.removesuffix(".json") + ".npy"
+
+    @property
+    def config(self) -> tuple[str, str, str, str, Cell]:
+        """Everything but the seed."""
+        return (self.task_id, self.site, self.method, self.params_key, self.cell)
 
     def describe(self) -> str:
         return f"{self.task_id}/{self.site} {self.method} {self.cell.name} seed {self.seed}"
@@ -181,8 +188,14 @@ class PeakMemory:
 
 # -- one unit -------------------------------------------------------------------------------
 
-def _fit_and_score(unit: WorkUnit, out: Path) -> tuple[dict[str, float], dict[str, Any], str, float]:
-    """Fit, check, score. Returns (metrics, params, method spec, fit seconds)."""
+def _fit_and_score(
+    unit: WorkUnit, out: Path, save_codes: bool = False
+) -> tuple[dict[str, float], dict[str, Any], str, float]:
+    """Fit, check, score. Returns (metrics, params, method spec, fit seconds).
+
+    save_codes : also encode every sample of the site and save the codes [n_all, n_latents] as
+    float16 under out/codes/ (the report's per-latent figures read them).
+    """
     from structure_bench.metrics import evaluate, task_effect
 
     task = load_task(unit.task)
@@ -208,6 +221,10 @@ def _fit_and_score(unit: WorkUnit, out: Path) -> tuple[dict[str, float], dict[st
     decoder_path = out / DECODERS_DIR / unit.decoder_name
     decoder_path.parent.mkdir(parents=True, exist_ok=True)
     np.save(decoder_path, decoder.astype(np.float32))
+    if save_codes:
+        codes_path = out / CODES_DIR / unit.decoder_name
+        codes_path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(codes_path, np.asarray(method.encode(task.activations(unit.site, "all")), dtype=np.float16))
     params = method.get_params() if hasattr(method, "get_params") else dict(unit.params)
     return metrics, params, method_import_spec(cls), fit_seconds
 
@@ -217,8 +234,11 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def run_unit(unit: WorkUnit, out: Path) -> dict[str, Any]:
-    """Fit and score one unit and write its record; failures are recorded, not raised."""
+def run_unit(unit: WorkUnit, out: Path, save_codes: bool = False) -> dict[str, Any]:
+    """Fit and score one unit and write its record; failures are recorded, not raised.
+
+    save_codes : save the codes of every sample of the site (see ``_fit_and_score``).
+    """
     out = Path(out)
     task = load_task(unit.task)
     started = time.perf_counter()
@@ -228,7 +248,7 @@ def run_unit(unit: WorkUnit, out: Path) -> dict[str, Any]:
     with PeakMemory() as memory, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter from sklearn et al. is not a result
         try:
-            metrics, params, spec, fit_seconds = _fit_and_score(unit, out)
+            metrics, params, spec, fit_seconds = _fit_and_score(unit, out, save_codes)
         except Exception as exc:  # a broken method must not stop the run
             error = f"method {unit.method} on {unit.describe()}: {_one_line(exc)}"
     record = {
@@ -287,9 +307,18 @@ def pending(units: list[WorkUnit], out: Path, retry_failed: bool = False) -> lis
     return todo
 
 
-def _serial(units: list[WorkUnit], out: Path) -> Iterator[dict[str, Any]]:
+def first_seed_units(units: list[WorkUnit]) -> list[WorkUnit]:
+    """The unit with the lowest seed of each config (task, site, method, params, cell)."""
+    first: dict[tuple, WorkUnit] = {}
     for unit in units:
-        yield run_unit(unit, out)
+        if unit.config not in first or unit.seed < first[unit.config].seed:
+            first[unit.config] = unit
+    return list(first.values())
+
+
+def _serial(units: list[WorkUnit], out: Path, with_codes: set[WorkUnit]) -> Iterator[dict[str, Any]]:
+    for unit in units:
+        yield run_unit(unit, out, unit in with_codes)
 
 
 def _worker_init(threads: int) -> None:
@@ -298,14 +327,14 @@ def _worker_init(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _process_pool(units: list[WorkUnit], out: Path, jobs: int) -> Iterator[dict[str, Any]]:
+def _process_pool(units: list[WorkUnit], out: Path, jobs: int, with_codes: set[WorkUnit]) -> Iterator[dict[str, Any]]:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
     # spawn, not fork: forking a process that has started torch's thread pools can deadlock.
     with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init, initargs=(threads,)) as pool:
-        futures = [pool.submit(run_unit, unit, out) for unit in units]
+        futures = [pool.submit(run_unit, unit, out, unit in with_codes) for unit in units]
         for future in as_completed(futures):
             yield future.result()
 
@@ -316,14 +345,20 @@ def run(
     jobs: int = 1,
     retry_failed: bool = False,
     progress: bool = True,
+    save_codes: bool = False,
 ) -> list[dict[str, Any]]:
-    """Run the units not yet finished in ``out``; returns the records written by this call."""
+    """Run the units not yet finished in ``out``; returns the records written by this call.
+
+    save_codes : for the first seed of each config, also save the codes of every sample of the
+    site under out/codes/ (what ``structure-bench report`` draws per-latent figures from).
+    """
     from tqdm.auto import tqdm
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     todo = pending(units, out, retry_failed)
-    stream = _serial(todo, out) if jobs <= 1 else _process_pool(todo, out, jobs)
+    with_codes = set(first_seed_units(units)) if save_codes else set()
+    stream = _serial(todo, out, with_codes) if jobs <= 1 else _process_pool(todo, out, jobs, with_codes)
     records = []
     with tqdm(total=len(todo), desc="structure-bench", unit="fit", disable=not progress or not todo) as bar:
         for record in stream:

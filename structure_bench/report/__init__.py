@@ -1,0 +1,148 @@
+"""The HTML report of a results directory: tables and figures of what the latents found.
+
+``write_report(results_dir)`` reads the records, decoders and (when ``run --plots`` saved them)
+the codes of every sample, and writes one self-contained HTML file. Per (task, site): the summary
+and profile tables, metric-versus-L0 and -width frontiers, the profile as bars, and per method
+(at one showcase cell, first seed) the latents against the ground truth, plus the figures of the
+task's kind: latents over the (a, b) and (c, a - b) grids of modular-arithmetic tasks,
+decoders against neuron phases where neurons carry a frequency and phase (the pizzas), latents on
+true circles (2-D subspaces) and on the manifold task's curve.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from structure_bench.errors import StructureBenchError
+from structure_bench.report.curves import circle_figures, curve_figures
+from structure_bench.report.figures import FigureSpec, frontier, method_colours, profile_bars, similarity_figure
+from structure_bench.report.html import Section, render_page
+from structure_bench.report.pizza import pizza_figures
+from structure_bench.results import load_results
+from structure_bench.runner import CODES_DIR, load_task
+from structure_bench.summary import profile, profile_columns, summarise
+from structure_bench.task import Cell, Task
+
+REPORT_NAME = "report.html"
+# Each takes (task, site, decoder, codes or None, title) and returns the figures that apply
+# to the task (none when its inputs or structures are not of the kind the figure draws).
+TASK_FIGURES: tuple[Callable[[Task, str, np.ndarray, "np.ndarray | None", str], list[FigureSpec]], ...] = (
+    pizza_figures, circle_figures, curve_figures,
+)
+NOT_SCORES = ("fvu", "l0")  # profile columns that are not on a 0-1 scale
+
+
+def showcase_cell(rows: pd.DataFrame, task: Task, site: str) -> Cell:
+    """The cell the per-method figures are drawn at: the one most methods finished, ties going to
+    the width closest to the size of the primary structure."""
+    ok = rows[(rows.status == "ok") & rows.decoder_file.notna()]
+    try:
+        size = task.primary_structure(site).size
+    except StructureBenchError:
+        size = int(ok.n_latents.median())
+    counts = ok.groupby(["n_latents", "l0_target"]).method.nunique()
+    best = max(counts.index, key=lambda cell: (counts[cell], -abs(np.log(cell[0] / max(size, 1))), -cell[1]))
+    return Cell(int(best[0]), int(best[1]))
+
+
+def add_method_figures(
+    section: Section, results_dir: Path, rows: pd.DataFrame, task: Task, site: str, cell: Cell
+) -> list[str]:
+    """Add, per method at ``cell`` (lowest ok seed), the similarity heatmap and the family's
+    figures. Returns the methods whose codes were not saved."""
+    without_codes = []
+    truth = task.primary_structure(site, "all")
+    at_cell = rows[(rows.status == "ok") & rows.decoder_file.notna()
+                   & (rows.n_latents == cell.n_latents) & (rows.l0_target == cell.l0_target)]
+    for method, runs in at_cell.sort_values("seed").groupby("method", sort=True):
+        record = runs.iloc[0]
+        decoder_path = results_dir / record.decoder_file
+        if not decoder_path.exists():
+            continue
+        decoder = np.load(decoder_path).astype(np.float64)
+        codes_path = results_dir / CODES_DIR / decoder_path.name
+        codes = np.load(codes_path) if codes_path.exists() else None
+        if codes is None:
+            without_codes.append(method)
+        title = f"{task.id}/{site} · {method} · {cell.name} · seed {record.seed}"
+        specs = [similarity_figure(truth, decoder, title)]
+        for figures in TASK_FIGURES:
+            specs += figures(task, site, decoder, codes, title)
+        for spec in specs:
+            if spec is not None:
+                section.add_figure(spec, method)
+    return without_codes
+
+
+def task_section(results_dir: Path, frame: pd.DataFrame, summary: pd.DataFrame, task_id: str, site: str) -> Section:
+    """Tables and figures of one (task, site)."""
+    rows = frame[(frame.task == task_id) & (frame.site == site)]
+    table = summary[(summary.task == task_id) & (summary.site == site)]
+    section = Section(f"{task_id} / {site}")
+    section.tables[f"summary: main score {table.main_score_name.iloc[0]} (norm: random 0, oracle 1)"] = table.drop(
+        columns=["task", "site", "main_score_name"]
+    )
+    colours = method_colours(sorted(frame.method.unique()))
+    section.add_figure(FigureSpec(
+        "frontier", "main score and FVU against achieved L0, and main score against width (means over seeds)",
+        frontier(table, colours, f"{task_id}/{site}: frontiers across methods", table.main_score_name.iloc[0]),
+    ))
+    try:
+        task = load_task(task_id)
+    except StructureBenchError as exc:
+        section.notes.append(f"figures from the ground truth skipped: {exc}")
+        return section
+    if not ((rows.status == "ok") & rows.decoder_file.notna()).any():
+        section.notes.append("no successful fit: no per-method figures")
+        return section
+    profiles = profile(frame, task_id, site)
+    section.tables["profile: what do the latents align with? (means over seeds)"] = profiles
+    cell = showcase_cell(rows, task, site)
+    columns = [c for c in profile_columns(profiles, task.structures(site, "test")) if c not in NOT_SCORES]
+    at_cell = profiles[(profiles.n_latents == cell.n_latents) & (profiles.l0_target == cell.l0_target)]
+    section.add_figure(FigureSpec(
+        "profile", f"eta^2 of each candidate variable, purity of each structure, MCC and task metrics at {cell.name}",
+        profile_bars(at_cell, columns, colours, f"{task_id}/{site} at {cell.name}: profile per method"),
+    ))
+    without_codes = add_method_figures(section, results_dir, rows, task, site, cell)
+    if without_codes:
+        section.notes.append(
+            f"codes not saved for {', '.join(without_codes)}: per-latent figures over the inputs are missing; "
+            "re-run into a fresh directory with `structure-bench run --plots` to draw them"
+        )
+    return section
+
+
+def write_report(results_dir: str | Path, out_html: str | Path | None = None) -> Path:
+    """Write the HTML report of ``results_dir`` (default: results_dir/report.html); returns its path."""
+    results_dir = Path(results_dir)
+    out_html = Path(out_html) if out_html is not None else results_dir / REPORT_NAME
+    frame = load_results(results_dir)
+    if frame.empty:
+        raise StructureBenchError(f"no results in {results_dir}: nothing to report")
+    summary = summarise(frame, results_dir)
+    sections = [
+        task_section(results_dir, frame, summary, task_id, site)
+        for (task_id, site), _ in frame.groupby(["task", "site"], sort=True)
+    ]
+    failed = frame[frame.status == "failed"]
+    intro = [
+        f"{len(frame)} records from {results_dir.resolve()}: {frame.task.nunique()} tasks, "
+        f"{frame.method.nunique()} methods, {len(failed)} failed fits.",
+        "Colours: viridis for activations and similarities (0 to 1), red-blue for signed decoder "
+        "weights, one fixed colour per method in every cross-method plot (oracle black, random grey).",
+    ] + [f"failed: {error}" for error in failed.error]
+    page = render_page(f"structure_bench report: {results_dir.name}", intro, sections)
+    out_html.parent.mkdir(parents=True, exist_ok=True)
+    partial = out_html.with_name(f".{out_html.name}.partial")
+    partial.write_text(page)
+    os.replace(partial, out_html)  # a reader sees the old report or the new one, never half
+    return out_html
+
+
+__all__ = ["write_report"]

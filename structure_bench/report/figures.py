@@ -1,0 +1,233 @@
+"""Figures for every task: similarity heatmaps, frontiers, profiles, latents on a plane.
+
+Each function takes arrays or DataFrames and returns a matplotlib Figure (built without pyplot,
+so nothing global changes). One colour scheme throughout: ``ACTIVATION_CMAP`` for non-negative
+values (activations, similarities), ``WEIGHT_CMAP`` for signed weights, ``method_colours`` for
+methods in every cross-method plot, ``LATENT_COLOURS`` for telling latents apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+import pandas as pd
+
+from structure_bench.errors import StructureBenchError
+from structure_bench.metrics.directions import abs_cosines, hungarian_match
+from structure_bench.metrics.subspaces import subspace_shares
+from structure_bench.structures import Directions, Structure, Subspaces
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+ACTIVATION_CMAP = "viridis"
+WEIGHT_CMAP = "RdBu_r"
+LATENT_COLOURS = "tab20"
+CALIBRATION_COLOURS = {"oracle": "#222222", "random": "#999999"}
+TOP_LATENTS = 16
+
+
+@dataclass
+class FigureSpec:
+    """A figure of the report: what kind it is (e.g. "similarity"), its caption, the Figure."""
+
+    kind: str
+    caption: str
+    figure: Figure
+
+
+def new_figure(width: float, height: float, layout: str | None = "constrained") -> Figure:
+    """A Figure of width x height inches, or a one-line error when matplotlib is missing.
+
+    layout : "constrained" (neat, slow with many panels) or None (place panels by hand).
+    """
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise StructureBenchError(
+            "figures need matplotlib: pip install 'structure-bench[plots]'"
+        ) from None
+    return Figure(figsize=(width, height), layout=layout)
+
+
+def method_colours(methods: Sequence[str]) -> dict[str, str]:
+    """A fixed colour per method name: oracle black, random grey, the rest tab10 in sorted order."""
+    from matplotlib import colormaps
+
+    palette = colormaps["tab10"].colors
+    others = sorted(set(methods) - set(CALIBRATION_COLOURS))
+    colours = {name: palette[i % len(palette)] for i, name in enumerate(others)}
+    return colours | {name: colour for name, colour in CALIBRATION_COLOURS.items() if name in methods}
+
+
+def latent_strength(codes: np.ndarray | None, n_latents: int) -> np.ndarray:
+    """How much each latent is used: mean |activation| over codes [n_samples, n_latents], or
+    ones [n_latents] when the codes were not saved."""
+    if codes is None:
+        return np.ones(n_latents)
+    return np.abs(codes.astype(np.float32)).mean(axis=0)
+
+
+def top_latents(codes: np.ndarray | None, n_latents: int, n: int = TOP_LATENTS) -> np.ndarray:
+    """Indices of the n most used latents (``latent_strength``), most used first; the first n
+    latents when there are no codes."""
+    return np.argsort(-latent_strength(codes, n_latents), kind="stable")[:n]
+
+
+def matched_order(similarity: np.ndarray) -> np.ndarray:
+    """Column order of similarity [n_truth, n_latents] that puts each truth row's Hungarian match
+    on the diagonal, then the unmatched latents grouped by their best truth row."""
+    rows, cols = hungarian_match(similarity)
+    matched = cols[np.argsort(rows)]
+    rest = np.setdiff1d(np.arange(similarity.shape[1]), matched)
+    rest = rest[np.lexsort((-similarity[:, rest].max(axis=0), similarity[:, rest].argmax(axis=0)))]
+    return np.concatenate([matched, rest])
+
+
+def similarity_heatmap(
+    similarity: np.ndarray,
+    latent_ids: np.ndarray,
+    truth_labels: Sequence[str],
+    title: str,
+    value_label: str,
+    truth_axis: str,
+) -> Figure:
+    """Heatmap of similarity [n_truth, n_latents], 0 to 1, columns the latents ``latent_ids``
+    [n_latents] in display order."""
+    n_truth, n_latents = similarity.shape
+    fig = new_figure(min(14, 7 + 0.1 * n_latents), min(9, 2.5 + 0.22 * n_truth))
+    ax = fig.add_subplot()
+    image = ax.imshow(similarity, cmap=ACTIVATION_CMAP, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    ax.set_xlabel(f"latent id (matched order; {n_latents} latents)")
+    if n_latents <= 40:
+        ax.set_xticks(range(n_latents), [str(i) for i in latent_ids], fontsize=8)
+    ax.set_ylabel(truth_axis)
+    if n_truth <= 40:
+        ax.set_yticks(range(n_truth), list(truth_labels), fontsize=8)
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, label=value_label, shrink=0.9)
+    return fig
+
+
+def similarity_figure(truth: Structure, decoder: np.ndarray, title: str) -> FigureSpec | None:
+    """Latents against the ground truth, latents in matched order: |cos| with each true direction,
+    or the share of each unit decoder row in each true subspace. None for a set of variables.
+
+    decoder : [n_latents, d] raw rows.
+    """
+    if isinstance(truth, Directions):
+        order = np.arange(truth.size)
+        labels = [str(i) for i in order]
+        if truth.labels is not None and len(truth.labels.columns):
+            order = np.lexsort(truth.labels.to_numpy().T[::-1])
+            labels = [", ".join(f"{c}={v:.3g}" if isinstance(v, float) else f"{c}={v}" for c, v in row.items())
+                      for _, row in truth.labels.iloc[order].iterrows()]
+        similarity = abs_cosines(truth.vectors[order], decoder)
+        value_label, truth_axis = "|cos(decoder row, truth)|", f"true direction ({truth.name})"
+    elif isinstance(truth, Subspaces):
+        similarity = subspace_shares(decoder, truth).T
+        labels = truth.labels
+        value_label, truth_axis = "share in subspace, ||B_g d||^2", f"true subspace ({truth.name})"
+    else:
+        return None
+    order = matched_order(similarity)
+    figure = similarity_heatmap(similarity[:, order], order, labels, title, value_label, truth_axis)
+    return FigureSpec("similarity", f"latents against the true {truth.name} (Hungarian-matched order)", figure)
+
+
+FRONTIER_PANELS = (("l0", "main_score"), ("l0", "fvu"), ("n_latents", "main_score"))
+AXIS_LABELS = {"l0": "achieved L0 (latents firing per sample)", "n_latents": "width (number of latents)", "fvu": "FVU (lower is better)"}
+
+
+def frontier(summary: pd.DataFrame, colours: dict[str, str], title: str, main_score_name: str) -> Figure:
+    """Main score and FVU against achieved L0, and main score against width, one line per method.
+
+    summary : rows of ``structure_bench.summary.summarise`` for one task and site (one per config).
+    """
+    fig = new_figure(15, 4.2)
+    axes = fig.subplots(1, len(FRONTIER_PANELS))
+    for ax, (x, y) in zip(axes, FRONTIER_PANELS):
+        for method, rows in summary.groupby("method"):
+            rows = rows.dropna(subset=[x, y]).sort_values(x)
+            if rows.empty:
+                continue
+            ax.plot(rows[x], rows[y], marker="o", color=colours[method], label=method)
+        if (summary[x].dropna() > 0).all() and summary[x].max() > 4 * summary[x].min():
+            ax.set_xscale("log")
+        ax.set_xlabel(AXIS_LABELS[x])
+        ax.set_ylabel(AXIS_LABELS.get(y, main_score_name))
+        ax.grid(alpha=0.3)
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(fontsize=8, title="method")
+    fig.suptitle(title)
+    return fig
+
+
+def profile_bars(profile: pd.DataFrame, columns: Sequence[str], colours: dict[str, str], title: str) -> Figure:
+    """Grouped bars: for each profile column (eta^2 of a variable, purity of a structure, ...),
+    one bar per method. profile : one row per method (means over seeds)."""
+    methods = list(profile["method"])
+    width = 0.8 / max(1, len(methods))
+    fig = new_figure(min(16, 3 + 0.45 * len(columns) * max(1, len(methods)) ** 0.5 * 2), 4.5)
+    ax = fig.add_subplot()
+    positions = np.arange(len(columns))
+    for i, (_, row) in enumerate(profile.iterrows()):
+        ax.bar(positions + (i - (len(methods) - 1) / 2) * width, row[list(columns)].astype(float), width,
+               color=colours[row["method"]], label=row["method"])
+    ax.set_xticks(positions, list(columns), rotation=35, ha="right", fontsize=9)
+    ax.set_ylabel("score (eta^2, purity, MCC: 0 to 1)")
+    ax.set_ylim(0, 1.05)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, title="method", ncols=max(1, len(methods) // 6 + 1))
+    ax.set_title(title)
+    return fig
+
+
+def latents_on_plane(
+    points: np.ndarray,
+    codes: np.ndarray | None,
+    directions: np.ndarray,
+    latent_ids: np.ndarray,
+    titles: Sequence[str],
+    axis_labels: tuple[str, str],
+    suptitle: str,
+) -> Figure:
+    """The data drawn in true 2-D planes, each sample coloured by its most active latent, with the
+    latents' decoder rows projected into the plane as arrows (one panel per plane).
+
+    points : [n_panels, n_samples, 2] samples in each plane's coordinates.
+    codes : [n_samples, n_latents] or None (points drawn grey).
+    directions : [n_panels, n_latents, 2] decoder rows in each plane's coordinates.
+    latent_ids : [n_panels, k] the latents drawn in each panel (k <= 20).
+    """
+    from matplotlib import colormaps
+
+    palette = np.array(colormaps[LATENT_COLOURS].colors)  # [20, 3] RGB
+    n_panels = len(points)
+    fig = new_figure(4.2 * min(n_panels, 4), 4.2 * int(np.ceil(n_panels / 4)) + 0.4)
+    axes = np.atleast_1d(fig.subplots(int(np.ceil(n_panels / 4)), min(n_panels, 4), squeeze=False)).ravel()
+    for panel, ax in enumerate(axes):
+        if panel >= n_panels:
+            ax.set_axis_off()
+            continue
+        xy, ids = points[panel], latent_ids[panel]
+        colour = np.full((len(xy), 3), 0.8)  # grey: no drawn latent is on
+        if codes is not None and len(ids):
+            sub = codes[:, ids].astype(np.float32)
+            on = sub.max(axis=1) > 0
+            colour[on] = palette[sub.argmax(axis=1)[on] % len(palette)]
+        ax.scatter(xy[:, 0], xy[:, 1], c=colour, s=6, linewidths=0)
+        radius = np.abs(xy).max() or 1.0
+        arrows = directions[panel][ids]
+        arrows = arrows / max(np.linalg.norm(arrows, axis=1).max(), 1e-12) * radius
+        for j, (latent, (dx, dy)) in enumerate(zip(ids, arrows)):
+            ax.annotate("", (dx, dy), (0, 0), arrowprops={"arrowstyle": "->", "color": palette[j % len(palette)], "lw": 1.5})
+            ax.text(dx * 1.08, dy * 1.08, str(latent), fontsize=7, color=palette[j % len(palette)], ha="center")
+        ax.set_aspect("equal")
+        ax.set_xlabel(axis_labels[0])
+        ax.set_ylabel(axis_labels[1])
+        ax.set_title(titles[panel], fontsize=10)
+    fig.suptitle(suptitle + ("" if codes is not None else " (no codes saved: arrows only)"))
+    return fig

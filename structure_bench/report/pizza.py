@@ -1,0 +1,143 @@
+"""Pizza-task figures: latents over the input grids, and decoder weights against neuron phases."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+import pandas as pd
+
+from structure_bench.report.figures import (
+    ACTIVATION_CMAP, TOP_LATENTS, WEIGHT_CMAP, FigureSpec, latent_strength, new_figure, top_latents,
+)
+from structure_bench.structures import Directions
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from structure_bench.task import Task
+
+MAX_FREQUENCIES = 6
+
+
+def grid_means(codes: np.ndarray, rows: np.ndarray, cols: np.ndarray, p: int) -> np.ndarray:
+    """Mean of each latent over a p x p grid of two integer variables.
+
+    codes : [n_samples, L]. rows, cols : [n_samples] ints in [0, p). Returns [L, p, p] (NaN where
+    no sample falls).
+    """
+    cell = rows * p + cols
+    counts = np.bincount(cell, minlength=p * p).astype(np.float64)
+    sums = np.stack([np.bincount(cell, weights=codes[:, j], minlength=p * p) for j in range(codes.shape[1])])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (sums / counts).reshape(-1, p, p)
+
+
+def latent_grids(means: np.ndarray, latent_ids: Sequence[int], axis_labels: tuple[str, str], title: str) -> Figure:
+    """One small heatmap per latent of its mean activation over a grid, each scaled to its own peak.
+
+    means : [N, p, p] (rows: first variable, columns: second), N <= 16.
+    """
+    n = len(latent_ids)
+    n_cols = min(4, n)
+    n_rows = int(np.ceil(n / n_cols))
+    # Panels placed by hand: constrained layout costs seconds per figure with 16 panels.
+    fig = new_figure(2.6 * n_cols + 1.6, 2.6 * n_rows + 0.9, layout=None)
+    axes = fig.subplots(n_rows, n_cols, squeeze=False, sharex=True, sharey=True).ravel()
+    fig.subplots_adjust(left=0.08, right=0.86, bottom=0.07, top=1 - 0.75 / (2.6 * n_rows + 0.9), wspace=0.12, hspace=0.3)
+    p = means.shape[-1]
+    image = None
+    for ax, grid, latent in zip(axes, means, latent_ids):
+        peak = np.nanmax(np.abs(grid)) or 1.0
+        image = ax.imshow(grid / peak, cmap=ACTIVATION_CMAP, vmin=0, vmax=1, origin="lower", interpolation="nearest")
+        ax.set_title(f"latent {latent} (peak {peak:.2g})", fontsize=9)
+        ax.set_xlabel(axis_labels[1], fontsize=9)
+        ax.set_ylabel(axis_labels[0], fontsize=9)
+        ax.set_xticks([0, p // 2, p - 1])
+        ax.set_yticks([0, p // 2, p - 1])
+        ax.label_outer()
+    for ax in axes[n:]:
+        ax.set_axis_off()
+    if image is not None:
+        fig.colorbar(image, cax=fig.add_axes((0.89, 0.25, 0.02, 0.5)), label="mean activation / latent's peak")
+    fig.suptitle(title)
+    return fig
+
+
+def phase_edges(phases: np.ndarray) -> np.ndarray:
+    """Cell edges [n + 1] around sorted phases [n] in [-pi, pi]: midpoints, closed at +-pi."""
+    middle = (phases[1:] + phases[:-1]) / 2
+    return np.concatenate([[-np.pi], middle, [np.pi]])
+
+
+def decoder_against_phases(
+    decoder: np.ndarray, labels: pd.DataFrame, strength: np.ndarray, title: str
+) -> Figure:
+    """Per frequency k, the decoder weights of the latents living in k's neurons, neurons on the
+    x-axis at their phase phi. Latents that tile the pizza make a staircase (each owns a slice of
+    phases); a latent spread over all phases is a whole frequency; weights elsewhere show mixing.
+
+    decoder : [L, n_neurons] raw rows. labels : n_neurons rows with columns k and phi (radians).
+    strength : [L] how much each latent is used (mean |activation|; ones without codes).
+    """
+    unit = decoder / np.maximum(np.linalg.norm(decoder, axis=1, keepdims=True), 1e-12)
+    frequencies = sorted(labels["k"].unique())[:MAX_FREQUENCIES]
+    phi = np.angle(np.exp(1j * labels["phi"].to_numpy(dtype=np.float64)))  # wrap to (-pi, pi]
+    fig = new_figure(4.0 * len(frequencies) + 1, 5.0)
+    axes = np.atleast_1d(fig.subplots(1, len(frequencies), squeeze=False)).ravel()
+    image = None
+    for ax, k in zip(axes, frequencies):
+        neurons = np.flatnonzero(labels["k"].to_numpy() == k)
+        neurons = neurons[np.argsort(phi[neurons])]
+        share = (unit[:, neurons] ** 2).sum(axis=1)
+        chosen = np.argsort(-(share * strength), kind="stable")[:TOP_LATENTS]
+        chosen = chosen[share[chosen] > 0.05]
+        weights = unit[np.ix_(chosen, neurons)]
+        preferred = np.angle((np.abs(weights) * np.exp(1j * phi[neurons])).sum(axis=1))
+        order = np.argsort(preferred)
+        chosen, weights = chosen[order], weights[order]
+        limit = np.abs(weights).max() if weights.size else 1.0
+        image = ax.pcolormesh(
+            phase_edges(phi[neurons]), np.arange(len(chosen) + 1), weights, cmap=WEIGHT_CMAP, vmin=-limit, vmax=limit
+        )
+        ax.set_yticks(np.arange(len(chosen)) + 0.5, [str(c) for c in chosen], fontsize=7)
+        ax.set_xticks(np.linspace(-np.pi, np.pi, 5), ["-pi", "-pi/2", "0", "pi/2", "pi"])
+        ax.set_xlabel(f"neuron phase phi (the {len(neurons)} neurons of k={k})")
+        ax.set_ylabel("latent (ordered by preferred phase)")
+        ax.set_title(f"frequency k={k}", fontsize=10)
+    if image is not None:
+        fig.colorbar(image, ax=axes.tolist(), label="unit decoder weight on the neuron", shrink=0.8)
+    fig.suptitle(title)
+    return fig
+
+
+def pizza_figures(task: Task, site: str, decoder: np.ndarray, codes: np.ndarray | None, title: str) -> list[FigureSpec]:
+    """The pizza figures of one fitted method: latents over (a, b) and over (c, a - b) (for tasks
+    with integer inputs a and b, given the codes of all samples), and decoder weights against
+    neuron phases (at a site whose ``neurons`` directions are labelled with k and phi)."""
+    specs = []
+    inputs = task.inputs("all")
+    if codes is not None and {"a", "b"} <= set(inputs.columns) and all(inputs[v].dtype.kind in "iu" for v in "ab"):
+        p = int(inputs[["a", "b"]].to_numpy().max()) + 1
+        ids = top_latents(codes, decoder.shape[0])
+        chosen = codes[:, ids].astype(np.float64)
+        a, b = inputs["a"].to_numpy(), inputs["b"].to_numpy()
+        for kind, rows, cols, labels in (
+            ("pizza-ab", a, b, ("a", "b")),
+            ("pizza-cd", (a + b) % p, (a - b) % p, ("c = (a + b) mod p", "a - b mod p")),
+        ):
+            specs.append(FigureSpec(
+                kind,
+                f"mean activation of the {len(ids)} most active latents over ({labels[0]}, {labels[1]})",
+                latent_grids(grid_means(chosen, rows, cols, p), ids, labels, f"{title}: latents over ({labels[0]}, {labels[1]})"),
+            ))
+    neurons = task.structures(site, "all").get("neurons")
+    if isinstance(neurons, Directions) and neurons.labels is not None and {"k", "phi"} <= set(neurons.labels.columns):
+        strength = latent_strength(codes, decoder.shape[0])
+        specs.append(FigureSpec(
+            "pizza-phases",
+            "decoder weights of the most used latents of each frequency against the neurons' phases "
+            "(a staircase means the latents tile the pizza)",
+            decoder_against_phases(decoder @ neurons.vectors.T, neurons.labels, strength, f"{title}: decoder vs neuron phase"),
+        ))
+    return specs
