@@ -27,7 +27,9 @@ from structure_bench.task import TaskArrays, TaskMetadata
 class CirclesTask(SyntheticTask):
     """x = sum_g r_g (cos theta_g u_g + sin theta_g v_g) + sum_i a_i g_i + noise.
 
-    Circle g lives in a random 2-D plane (orthonormal axes u_g, v_g, stored in ``extra``); it is
+    Circle g lives in a random 2-D plane (orthonormal axes u_g, v_g, stored in ``extra``); the
+    planes and the span of the linear features are mutually orthogonal, so the ground truth
+    ``circles`` (the planes plus that span, labelled "linear") is exact. A circle is
     on with probability ``circle_rate``, with radius uniform on [0.8, 1.2] and angle theta_g either
     one of ``circle_points[g]`` evenly spaced values (7 = days of the week, 12 = months) or, for
     0, uniform on the circle. The linear features are random unit directions with Zipf-like,
@@ -76,7 +78,9 @@ class CirclesTask(SyntheticTask):
         p = self.kwargs
         rng = np.random.default_rng(p["seed"])
         n, d, points = p["n_samples"], p["d"], p["circle_points"]
-        axes = np.stack([orthonormal_rows(rng, 2, d) for _ in points])  # [n_circles, 2, d]
+        # Circle planes and the linear features' span are mutually orthogonal (see the card).
+        frame = orthonormal_rows(rng, d, d)
+        axes = frame[: 2 * len(points)].reshape(len(points), 2, d)  # [n_circles, 2, d]
         on = rng.random((n, len(points))) < p["circle_rate"]
         radius = on * magnitudes(rng, on.shape, 0.8, 1.2)
         angle = np.stack([
@@ -84,8 +88,8 @@ class CirclesTask(SyntheticTask):
             for k in points
         ], axis=1)
         angle = np.where(on, angle, np.nan)  # an off circle has no angle
-        G, A = sparse_features(rng, n, d, self.linear_rates, p["group_size"], p["correlation"])
-        linear = Directions("linear", G, A)
+        G, A = sparse_features(rng, n, d - 2 * len(points), self.linear_rates, p["group_size"], p["correlation"])
+        linear = Directions("linear", G @ frame[2 * len(points):], A)
         X = add_noise(rng, circle_signal(radius, angle, axes) + directions_signal(linear), p["noise_std"])
         train_idx, test_idx = split_indices(rng, n, p["test_fraction"])
         names = [f"circle{g}" for g in range(len(points))]
@@ -95,7 +99,10 @@ class CirclesTask(SyntheticTask):
             activations={"hidden": X},
             inputs=pd.concat([angles, radii, coefficient_frame(A, "f")], axis=1),
             structures={"hidden": {
-                "circles": Subspaces("circles", list(axes), names, radius),
+                "circles": Subspaces(
+                    "circles", [*axes, linear.vectors], [*names, "linear"],
+                    np.column_stack([radius, np.linalg.norm(directions_signal(linear), axis=1)]),
+                ),
                 "linear": linear,
                 "angles": Variables("angles", angles, {c: "circular" for c in angles.columns}),
             }},
@@ -104,33 +111,33 @@ class CirclesTask(SyntheticTask):
             extra={"circle_axes": axes},
         )
 
-    def clean_activations(self) -> np.ndarray:
+    def _circle_part(self) -> np.ndarray:
+        """The circles' noiseless part of the activations: [n_samples, d]."""
         structures = self.arrays.structures["hidden"]
-        return circle_signal(
-            structures["circles"].membership,
-            structures["angles"].values.to_numpy(),
-            self.arrays.extra["circle_axes"],
-        ) + directions_signal(structures["linear"])
+        radius = structures["circles"].membership[:, :-1]  # the last subspace is the linear span
+        return circle_signal(radius, structures["angles"].values.to_numpy(), self.arrays.extra["circle_axes"])
+
+    def clean_activations(self) -> np.ndarray:
+        return self._circle_part() + directions_signal(self.arrays.structures["hidden"]["linear"])
 
     def validate(self) -> dict[str, float]:
-        """Circle and linear firing, planes' overlap, angle values seen, variance explained."""
+        """Circle and linear firing, planes' orthogonality, angle values seen, variance explained."""
         structures = self.arrays.structures["hidden"]
         train = self.arrays.train_idx
-        circles_on = structures["circles"].membership[train] > 0
-        axes = self.arrays.extra["circle_axes"]
-        # Largest cosine between a direction in one circle's plane and another plane or a linear feature.
-        plane_plane = [np.linalg.norm(axes[g] @ axes[h].T, 2) for g in range(len(axes)) for h in range(g)]
-        plane_linear = np.linalg.norm(np.einsum("gcd,md->gmc", axes, structures["linear"].vectors), axis=2)
+        circles_on = structures["circles"].membership[train, :-1] > 0
+        linear_codes = structures["linear"].coefficients[train]
+        bases = structures["circles"].bases
+        # Largest cosine between two of the planes and the linear span (0: orthogonal by design).
+        overlap = max(np.linalg.norm(bases[g] @ bases[h].T, 2) for g in range(len(bases)) for h in range(g))
         angles = structures["angles"].values.iloc[train]
         return {
-            **{f"linear_{key}": value for key, value in code_figures(structures["linear"].coefficients[train]).items()},
-            "true_l0": float((structures["linear"].coefficients[train] > 0).sum(axis=1).mean() + 2 * circles_on.sum(axis=1).mean()),
+            **{f"linear_{key}": value for key, value in code_figures(linear_codes).items()},
+            "true_l0": float((linear_codes > 0).sum(axis=1).mean() + 2 * circles_on.sum(axis=1).mean()),
             "circle_rate_min": float(circles_on.mean(axis=0).min()),
             "circle_rate_max": float(circles_on.mean(axis=0).max()),
-            "max_plane_overlap": float(max([*plane_plane, plane_linear.max()])),
+            "max_subspace_overlap": float(overlap),
             **{f"distinct_angles{g}": int(angles[c].nunique()) for g, c in enumerate(angles.columns)},
-            "circle_variance_share": float(np.sum(circle_signal(structures["circles"].membership, structures["angles"].values.to_numpy(), axes) ** 2)
-                                           / np.sum(self.clean_activations() ** 2)),
+            "circle_variance_share": float(np.sum(self._circle_part() ** 2) / np.sum(self.clean_activations() ** 2)),
             **super().validate(),
         }
 

@@ -27,7 +27,8 @@ class ManifoldTask(SyntheticTask):
     """x = on * curve(t) + sum_i a_i g_i + noise.
 
     The curve maps a position t in [0, 1] to a unit vector in a random ``curve_dim``-dimensional
-    subspace (orthonormal axes stored in ``extra``): coordinate j is cos(pi j t) / j, j = 1..r,
+    subspace (orthonormal axes stored in ``extra``, orthogonal to the span of the linear
+    features; the ground truth ``curve`` holds both subspaces): coordinate j is cos(pi j t) / j, j = 1..r,
     normalised to length 1, so the curve is smooth, open, and bends through all r dimensions
     with ever finer wiggles. It is on with probability ``curve_rate`` (t uniform on [0, 1]); the
     linear features are random unit directions with Zipf-like firing and magnitudes on [0.5, 1.5].
@@ -71,11 +72,13 @@ class ManifoldTask(SyntheticTask):
         p = self.kwargs
         rng = np.random.default_rng(p["seed"])
         n, d = p["n_samples"], p["d"]
-        axes = orthonormal_rows(rng, p["curve_dim"], d)
+        # The curve's subspace and the linear features' span are orthogonal (see the card).
+        frame = orthonormal_rows(rng, d, d)
+        axes = frame[: p["curve_dim"]]
         on = rng.random(n) < p["curve_rate"]
         t = np.where(on, rng.uniform(0.0, 1.0, size=n), np.nan)  # an off curve has no position
-        G, A = sparse_features(rng, n, d, self.linear_rates)
-        linear = Directions("linear", G, A)
+        G, A = sparse_features(rng, n, d - p["curve_dim"], self.linear_rates)
+        linear = Directions("linear", G @ frame[p["curve_dim"]:], A)
         X = add_noise(rng, curve_signal(t, axes) + directions_signal(linear), p["noise_std"])
         train_idx, test_idx = split_indices(rng, n, p["test_fraction"])
         position = pd.DataFrame({"t": t})
@@ -83,7 +86,10 @@ class ManifoldTask(SyntheticTask):
             activations={"hidden": X},
             inputs=pd.concat([position, coefficient_frame(A, "f")], axis=1),
             structures={"hidden": {
-                "curve": Subspaces("curve", [axes], ["curve"], on[:, None].astype(np.float64)),
+                "curve": Subspaces(
+                    "curve", [axes, linear.vectors], ["curve", "linear"],
+                    np.column_stack([on, np.linalg.norm(directions_signal(linear), axis=1)]),
+                ),
                 "linear": linear,
                 "position": Variables("position", position, {"t": "scalar"}),
             }},
