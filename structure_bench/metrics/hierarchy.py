@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from structure_bench.metrics.directions import abs_cosines, hungarian_match
+from structure_bench.metrics.directions import abs_cosines, hungarian_match, unit_rows
 from structure_bench.metrics.reconstruction import firing_mask
 from structure_bench.structures import Directions
 
@@ -79,8 +79,7 @@ def hedging(decoder: np.ndarray, vectors: np.ndarray, parents: np.ndarray, match
         g = vectors[parent]
         children = vectors[parents == parent]
         q, _ = np.linalg.qr((children - np.outer(children @ g, g)).T)
-        row = np.asarray(decoder[match[parent]], dtype=np.float64)
-        u = row / np.linalg.norm(row)
+        u = unit_rows(np.asarray(decoder, dtype=np.float64)[[match[parent]]])[0]
         shares.append(float(np.sum((q.T @ u) ** 2)))
     return float(np.mean(shares)) if shares else float("nan")
 
