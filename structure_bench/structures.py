@@ -96,9 +96,11 @@ class Subspaces:
             basis = _as_float_matrix(f"Subspaces {self.name!r} basis {g}", basis, dim)
             # Orthonormal rows via QR of the transpose; rank-deficient input is an error.
             q, r = np.linalg.qr(basis.T)
-            if np.min(np.abs(np.diag(r))) < 1e-8 * max(1.0, np.max(np.abs(r))):
+            diagonal = np.diag(r)
+            if np.min(np.abs(diagonal)) < 1e-8 * max(1.0, np.max(np.abs(r))):
                 raise ValueError(f"Subspaces {self.name!r} basis {g} is rank-deficient")
-            bases.append(q.T)
+            # Signs from diag(R) make this idempotent: an orthonormal basis comes back unchanged.
+            bases.append((q * np.sign(diagonal)).T)
         object.__setattr__(self, "bases", bases)
         labels = list(self.labels) or [str(g) for g in range(len(bases))]
         if len(labels) != len(bases):

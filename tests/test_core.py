@@ -38,6 +38,9 @@ def test_subspaces_are_orthonormalised() -> None:
     # The span is preserved: projecting the original rows onto the basis loses nothing.
     original = np.array([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
     assert np.allclose(original @ s.bases[0].T @ s.bases[0], original)
+    # Orthonormal input comes back unchanged (signs included), so a basis can carry orientation.
+    rotation = np.linalg.qr(np.random.default_rng(0).normal(size=(4, 4)))[0][:2]
+    assert np.allclose(sb.Subspaces("r", [rotation]).bases[0], rotation)
     with pytest.raises(ValueError, match="rank-deficient"):
         sb.Subspaces("g", [np.array([[1.0, 0.0], [2.0, 0.0]])])
     with pytest.raises(ValueError, match="labels"):
