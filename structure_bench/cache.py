@@ -152,8 +152,11 @@ def fingerprint(flat: dict[str, np.ndarray]) -> str:
 
 
 def source_hash(task: Task) -> str:
+    """Hash of what defines the stored bytes: the task's files and the code that stores them."""
+    from structure_bench import structures
+
     digest = hashlib.sha256(f"format={FORMAT_VERSION}".encode())
-    for path in sorted(task.source_files()):
+    for path in sorted(task.source_files()) + [Path(structures.__file__), Path(__file__)]:
         digest.update(path.name.encode())
         digest.update(Path(path).read_bytes())
     return digest.hexdigest()
