@@ -92,7 +92,8 @@ def check_method(method_class: type, n_samples: int = 256, d: int = 16, n_latent
     """
     name = getattr(method_class, "__name__", str(method_class))
     rng = np.random.default_rng(0)
-    dictionary = rng.normal(size=(n_latents, d))
+    # Non-negative, so that methods for non-negative sites (NMF) can be checked too.
+    dictionary = np.abs(rng.normal(size=(n_latents, d)))
     codes = rng.exponential(size=(n_samples, n_latents)) * (rng.random((n_samples, n_latents)) < 0.25)
     X = (codes @ dictionary).astype(np.float32)
     try:
