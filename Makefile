@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 RESULTS ?= results/default
 BIN := $(VENV)/bin
 
-.PHONY: setup bench test benchmark leaderboard clean
+.PHONY: setup bench report test benchmark leaderboard clean
 
 setup: $(VENV)/.installed
 
@@ -17,8 +17,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e ".[test,plots]"
 	touch $@
 
+# --plots also saves each config's codes and writes $(RESULTS)/report.html (figures).
 bench: setup
-	$(BIN)/structure-bench run --out $(RESULTS)
+	$(BIN)/structure-bench run --plots --out $(RESULTS)
+
+report: setup
+	$(BIN)/structure-bench report $(RESULTS)
 
 test: setup
 	@$(BIN)/pytest -q; rc=$$?; \

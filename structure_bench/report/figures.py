@@ -100,9 +100,11 @@ def similarity_heatmap(
     fig = new_figure(min(14, 7 + 0.1 * n_latents), min(9, 2.5 + 0.22 * n_truth))
     ax = fig.add_subplot()
     image = ax.imshow(similarity, cmap=ACTIVATION_CMAP, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
-    ax.set_xlabel(f"latent id (matched order; {n_latents} latents)")
     if n_latents <= 40:
         ax.set_xticks(range(n_latents), [str(i) for i in latent_ids], fontsize=8)
+        ax.set_xlabel(f"latent id (matched order; {n_latents} latents)")
+    else:
+        ax.set_xlabel(f"latents in matched order (position; {n_latents} latents)")
     ax.set_ylabel(truth_axis)
     if n_truth <= 40:
         ax.set_yticks(range(n_truth), list(truth_labels), fontsize=8)
@@ -155,7 +157,11 @@ def frontier(summary: pd.DataFrame, colours: dict[str, str], title: str, main_sc
                 continue
             ax.plot(rows[x], rows[y], marker="o", color=colours[method], label=method)
         if (summary[x].dropna() > 0).all() and summary[x].max() > 4 * summary[x].min():
+            from matplotlib.ticker import NullFormatter, ScalarFormatter
+
             ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(AXIS_LABELS[x])
         ax.set_ylabel(AXIS_LABELS.get(y, main_score_name))
         ax.grid(alpha=0.3)

@@ -77,17 +77,19 @@ def decoder_against_phases(
     x-axis at their phase phi. Latents that tile the pizza make a staircase (each owns a slice of
     phases); a latent spread over all phases is a whole frequency; weights elsewhere show mixing.
 
-    decoder : [L, n_neurons] raw rows. labels : n_neurons rows with columns k and phi (radians).
+    decoder : [L, n_neurons] raw rows. labels : n_neurons rows with columns k and phi (radians),
+    and optionally ``assigned`` (False for neurons whose fit failed: left out).
     strength : [L] how much each latent is used (mean |activation|; ones without codes).
     """
     unit = decoder / np.maximum(np.linalg.norm(decoder, axis=1, keepdims=True), 1e-12)
-    frequencies = sorted(labels["k"].unique())[:MAX_FREQUENCIES]
+    fitted = labels["assigned"].to_numpy(bool) if "assigned" in labels.columns else np.ones(len(labels), bool)
+    frequencies = sorted(labels.loc[fitted, "k"].unique())[:MAX_FREQUENCIES]
     phi = np.angle(np.exp(1j * labels["phi"].to_numpy(dtype=np.float64)))  # wrap to (-pi, pi]
     fig = new_figure(4.0 * len(frequencies) + 1, 5.0)
     axes = np.atleast_1d(fig.subplots(1, len(frequencies), squeeze=False)).ravel()
     image = None
     for ax, k in zip(axes, frequencies):
-        neurons = np.flatnonzero(labels["k"].to_numpy() == k)
+        neurons = np.flatnonzero((labels["k"].to_numpy() == k) & fitted)
         neurons = neurons[np.argsort(phi[neurons])]
         share = (unit[:, neurons] ** 2).sum(axis=1)
         chosen = np.argsort(-(share * strength), kind="stable")[:TOP_LATENTS]
