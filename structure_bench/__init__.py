@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from structure_bench.errors import MethodError, StructureBenchError, UnknownMethodError, UnknownTaskError
 from structure_bench.methods import Method, check_method, get_method, list_methods, register_method
 from structure_bench.registry import list_tasks, make, register_task
+from structure_bench.results import load_results
 from structure_bench.structures import Directions, Subspaces, Variables
 from structure_bench.task import Cell, Task, TaskArrays, TaskMetadata
 
@@ -35,6 +36,7 @@ __all__ = [
     "get_method",
     "list_methods",
     "list_tasks",
+    "load_results",
     "make",
     "register_method",
     "register_task",

@@ -63,7 +63,7 @@ class LeastSquares(Method):
     """Random dictionary with least-squares codes: a well-behaved method."""
 
     def fit(self, X: np.ndarray) -> LeastSquares:
-        rng = np.random.default_rng(self.seed)
+        rng = np.random.default_rng(1000 + self.seed)  # not the task's own seed
         self.decoder_ = rng.normal(size=(self.n_latents, X.shape[1]))
         self.decoder_ /= np.linalg.norm(self.decoder_, axis=1, keepdims=True)
         return self
