@@ -53,6 +53,8 @@ class _IterativeMethod(Method):
 class NMFMethod(_IterativeMethod):
     """Non-negative matrix factorisation, for non-negative sites (e.g. post-ReLU activations)."""
 
+    requires_nonnegative = True
+
     def _check_non_negative(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
         if X.size and X.min() < 0:

@@ -3,10 +3,16 @@
 Each unit of work (task, site, method, params, cell, seed) writes one record atomically as soon
 as it finishes, so an interrupted run loses nothing finished and a re-run skips what is done.
 A method that raises, or returns NaN or wrong shapes, becomes a recorded failure; the run goes on.
+
+Executors: serial, a local process pool (``jobs``), or Ray tasks (``executor="ray"``). Every
+executor computes a unit the same way (``compute_unit``, with a fixed number of threads per unit)
+and the driver writes what it returns, so a unit's record does not depend on where it ran and
+Ray workers need no filesystem shared with the driver.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import hashlib
@@ -14,6 +20,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -22,6 +29,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from structure_bench.errors import StructureBenchError
 from structure_bench.methods import checked_outputs, get_method, method_import_spec
@@ -94,8 +102,14 @@ def plan(
     for task_id in tasks:
         task = load_task(task_id)
         task_site = site or task.metadata.default_site
-        for cell in cells or task.metadata.grid:
+        applicable = list(methods)
+        if (task.activations(task_site, "train") < 0).any():
             for method in methods:
+                if getattr(get_method(method), "requires_nonnegative", False):
+                    applicable.remove(method)
+                    warnings.warn(f"{method} left out on {task.id}/{task_site}: it needs non-negative activations", stacklevel=2)
+        for cell in cells or task.metadata.grid:
+            for method in applicable:
                 for seed in seeds:
                     units.append(WorkUnit(task_id, task_site, method, cell, int(seed), params.get(method, {})))
     return units
@@ -142,7 +156,6 @@ def hardware() -> dict[str, Any]:
         "machine": platform.machine(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -189,12 +202,13 @@ class PeakMemory:
 # -- one unit -------------------------------------------------------------------------------
 
 def _fit_and_score(
-    unit: WorkUnit, out: Path, save_codes: bool = False
-) -> tuple[dict[str, float], dict[str, Any], str, float]:
-    """Fit, check, score. Returns (metrics, params, method spec, fit seconds).
+    unit: WorkUnit, save_codes: bool = False
+) -> tuple[dict[str, float], dict[str, Any], str, float, dict[str, np.ndarray]]:
+    """Fit, check, score. Returns (metrics, params, method spec, fit seconds, arrays).
 
-    save_codes : also encode every sample of the site and save the codes [n_all, n_latents] as
-    float16 under out/codes/ (the report's per-latent figures read them).
+    arrays : relative path under the results directory -> array to save there: the decoder
+    [n_latents, d] as float32 and, with save_codes, the codes of every sample of the site
+    [n_all, n_latents] as float16 under codes/ (the report's per-latent figures read them).
     """
     from structure_bench.metrics import evaluate, task_effect
 
@@ -218,15 +232,12 @@ def _fit_and_score(
         clean, ablated = _clean_and_ablated_logits(unit.task, unit.site)
         spliced = task.forward(X_hat.astype(np.float32), unit.site, "test")
         metrics.update(task_effect(clean, spliced, ablated, task.targets("test")))
-    decoder_path = out / DECODERS_DIR / unit.decoder_name
-    decoder_path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(decoder_path, decoder.astype(np.float32))
+    arrays = {f"{DECODERS_DIR}/{unit.decoder_name}": decoder.astype(np.float32)}
     if save_codes:
-        codes_path = out / CODES_DIR / unit.decoder_name
-        codes_path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(codes_path, np.asarray(method.encode(task.activations(unit.site, "all")), dtype=np.float16))
+        codes = method.encode(task.activations(unit.site, "all"))
+        arrays[f"{CODES_DIR}/{unit.decoder_name}"] = np.asarray(codes, dtype=np.float16)
     params = method.get_params() if hasattr(method, "get_params") else dict(unit.params)
-    return metrics, params, method_import_spec(cls), fit_seconds
+    return metrics, params, method_import_spec(cls), fit_seconds, arrays
 
 
 def _one_line(exc: BaseException) -> str:
@@ -234,21 +245,52 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def run_unit(unit: WorkUnit, out: Path, save_codes: bool = False) -> dict[str, Any]:
-    """Fit and score one unit and write its record; failures are recorded, not raised.
+@dataclass
+class UnitResult:
+    """What computing a unit produces: its record and the arrays to save beside it.
 
-    save_codes : save the codes of every sample of the site (see ``_fit_and_score``).
+    arrays : relative path under the results directory -> array (see ``_fit_and_score``).
     """
-    out = Path(out)
+
+    unit: WorkUnit
+    record: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+
+
+@contextlib.contextmanager
+def unit_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``threads`` torch and BLAS/OpenMP threads, then restore the old counts.
+
+    Every executor runs a unit under the same count, because the count can change the order of
+    floating-point sums and so the last bits of a result.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def compute_unit(unit: WorkUnit, save_codes: bool = False, threads: int = 1) -> UnitResult:
+    """Fit and score one unit, writing nothing; failures are recorded, not raised.
+
+    save_codes : also return the codes of every sample of the site (see ``_fit_and_score``).
+    threads : torch and BLAS threads for this unit (see ``unit_threads``).
+    """
     task = load_task(unit.task)
     started = time.perf_counter()
     metrics: dict[str, float] = {}
     params: dict[str, Any] = dict(unit.params)
+    arrays: dict[str, np.ndarray] = {}
     spec, fit_seconds, error = unit.method, None, None
-    with PeakMemory() as memory, warnings.catch_warnings():
+    with PeakMemory() as memory, unit_threads(threads), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter from sklearn et al. is not a result
         try:
-            metrics, params, spec, fit_seconds = _fit_and_score(unit, out, save_codes)
+            metrics, params, spec, fit_seconds, arrays = _fit_and_score(unit, save_codes)
         except Exception as exc:  # a broken method must not stop the run
             error = f"method {unit.method} on {unit.describe()}: {_one_line(exc)}"
     record = {
@@ -271,13 +313,27 @@ def run_unit(unit: WorkUnit, out: Path, save_codes: bool = False) -> dict[str, A
             "wall_time_s": time.perf_counter() - started,
             "fit_time_s": fit_seconds,
             "peak_memory_mb": memory.peak_mb,
-            "hardware": hardware(),
+            "hardware": {**hardware(), "torch_threads": threads},
             "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "decoder_file": None if error else f"{DECODERS_DIR}/{unit.decoder_name}",
         },
     }
-    write_record(out, record, unit.record_name)
-    return record
+    return UnitResult(unit, record, arrays)
+
+
+def write_unit(out: Path, result: UnitResult) -> dict[str, Any]:
+    """Save a computed unit's arrays, then its record (last, so a record implies its arrays)."""
+    for relative, array in result.arrays.items():
+        path = Path(out) / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, array)
+    write_record(Path(out), result.record, result.unit.record_name)
+    return result.record
+
+
+def run_unit(unit: WorkUnit, out: Path, save_codes: bool = False, threads: int = 1) -> dict[str, Any]:
+    """Fit and score one unit and write its record and arrays under ``out``; returns the record."""
+    return write_unit(Path(out), compute_unit(unit, save_codes, threads))
 
 
 def _package_version() -> str:
@@ -316,27 +372,63 @@ def first_seed_units(units: list[WorkUnit]) -> list[WorkUnit]:
     return list(first.values())
 
 
-def _serial(units: list[WorkUnit], out: Path, with_codes: set[WorkUnit]) -> Iterator[dict[str, Any]]:
+EXECUTORS = ("local", "ray")
+
+
+def _serial(units: list[WorkUnit], with_codes: set[WorkUnit], threads: int) -> Iterator[UnitResult]:
     for unit in units:
-        yield run_unit(unit, out, unit in with_codes)
+        yield compute_unit(unit, unit in with_codes, threads)
 
 
-def _worker_init(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
-def _process_pool(units: list[WorkUnit], out: Path, jobs: int, with_codes: set[WorkUnit]) -> Iterator[dict[str, Any]]:
+def _process_pool(units: list[WorkUnit], jobs: int, with_codes: set[WorkUnit], threads: int) -> Iterator[UnitResult]:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    threads = max(1, (os.cpu_count() or 1) // jobs)
     # spawn, not fork: forking a process that has started torch's thread pools can deadlock.
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init, initargs=(threads,)) as pool:
-        futures = [pool.submit(run_unit, unit, out, unit in with_codes) for unit in units]
+    # Spawned workers get the parent's sys.path, so test and user modules import there too.
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(compute_unit, unit, unit in with_codes, threads) for unit in units]
         for future in as_completed(futures):
             yield future.result()
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise StructureBenchError("--executor ray needs Ray: pip install 'structure-bench[ray]'") from None
+    return ray
+
+
+def _ray_tasks(
+    units: list[WorkUnit], jobs: int, with_codes: set[WorkUnit], threads: int, address: str | None
+) -> Iterator[UnitResult]:
+    """Each unit is a Ray task asking for ``threads`` CPUs; results stream back as they finish.
+
+    address : a running cluster (``auto``, ``ray://host:10001``); its workers must be able to
+    import structure_bench and every task and method module named. None starts a local
+    instance of ``jobs * threads`` CPUs whose workers get this process's sys.path.
+    """
+    ray = _import_ray()
+    started_here = not ray.is_initialized()
+    if started_here and address is None:
+        ray.init(
+            num_cpus=jobs * threads,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}},
+        )
+    elif started_here:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = ray.remote(num_cpus=threads, max_retries=0)(compute_unit)
+        waiting = [remote.remote(unit, unit in with_codes, threads) for unit in units]
+        while waiting:
+            done, waiting = ray.wait(waiting, num_returns=1)
+            yield ray.get(done[0])
+    finally:
+        if started_here:
+            ray.shutdown()
 
 
 def run(
@@ -346,23 +438,43 @@ def run(
     retry_failed: bool = False,
     progress: bool = True,
     save_codes: bool = False,
+    executor: str = "local",
+    threads: int = 1,
+    address: str | None = None,
 ) -> list[dict[str, Any]]:
     """Run the units not yet finished in ``out``; returns the records written by this call.
 
+    jobs : units computed at once: worker processes for the local executor (1 runs in this
+        process), the CPUs of a local Ray instance divided by ``threads``.
     save_codes : for the first seed of each config, also save the codes of every sample of the
-    site under out/codes/ (what ``structure-bench report`` draws per-latent figures from).
+        site under out/codes/ (what ``structure-bench report`` draws per-latent figures from).
+    executor : "local" (this machine) or "ray" (Ray tasks; needs the ``ray`` extra).
+    threads : torch and BLAS threads per unit, the same under every executor, so that a sweep
+        gives bit-identical records whichever executor and ``jobs`` ran it.
+    address : Ray cluster address (executor "ray"); None starts a local instance.
     """
     from tqdm.auto import tqdm
 
+    if executor not in EXECUTORS:
+        raise StructureBenchError(f"unknown executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
+    if jobs < 1 or threads < 1:
+        raise StructureBenchError(f"jobs and threads must be at least 1 (got jobs={jobs}, threads={threads})")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     todo = pending(units, out, retry_failed)
     with_codes = set(first_seed_units(units)) if save_codes else set()
-    stream = _serial(todo, out, with_codes) if jobs <= 1 else _process_pool(todo, out, jobs, with_codes)
+    if not todo:
+        stream: Iterator[UnitResult] = iter(())
+    elif executor == "ray":
+        stream = _ray_tasks(todo, jobs, with_codes, threads, address)
+    elif jobs == 1:
+        stream = _serial(todo, with_codes, threads)
+    else:
+        stream = _process_pool(todo, jobs, with_codes, threads)
     records = []
     with tqdm(total=len(todo), desc="structure-bench", unit="fit", disable=not progress or not todo) as bar:
-        for record in stream:
-            records.append(record)
-            bar.set_postfix_str(f"{record['task']} {record['method']} {record['status']}", refresh=False)
+        for result in stream:
+            records.append(write_unit(out, result))
+            bar.set_postfix_str(f"{result.record['task']} {result.record['method']} {result.record['status']}", refresh=False)
             bar.update()
     return records

@@ -126,3 +126,12 @@ def test_schema_rejects_a_broken_record(tmp_path: Path) -> None:
         load_records(tmp_path)
     assert main(["schema"]) == 0
     assert RESULT_SCHEMA["properties"]["schema_version"]["const"] == 1
+
+
+def test_sweeps_leave_out_nonnegative_methods_on_signed_sites() -> None:
+    # pizza-ideal-v1's hidden site is post-ReLU, so nmf is planned there ...
+    assert {u.method for u in plan(["pizza-ideal-v1"], ["nmf", "random"], seeds=[0])} == {"nmf", "random"}
+    # ... while the toy task's activations are signed: nmf is left out, with a warning.
+    with pytest.warns(UserWarning, match="nmf left out on toy-v1/hidden"):
+        units = plan(["toy-v1"], ["nmf", "random"], seeds=[0])
+    assert {u.method for u in units} == {"random"}

@@ -34,6 +34,8 @@ class Method(BaseEstimator):
 
     # Calibration methods (oracle) are handed the truth: fit(X, truth=structure).
     uses_ground_truth: ClassVar[bool] = False
+    # Methods that only make sense on non-negative sites (NMF); a sweep leaves out the others.
+    requires_nonnegative: ClassVar[bool] = False
 
     def __init__(self, n_latents: int, l0_target: int | None = None, seed: int = 0) -> None:
         self.n_latents = n_latents
