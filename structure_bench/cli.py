@@ -146,7 +146,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     units = plan(tasks, methods, args.seeds, site=args.site, params=_parse_params(args.param))
     started = time.perf_counter()
     records = run(
-        units, args.out, jobs=args.jobs, retry_failed=args.retry_failed, progress=not args.quiet, save_codes=args.plots
+        units, args.out, jobs=args.jobs, retry_failed=args.retry_failed, progress=not args.quiet, save_codes=args.plots,
+        executor=args.executor, threads=args.threads, address=args.address,
     )
     elapsed = time.perf_counter() - started
     skipped = len(units) - len(records)
@@ -217,7 +218,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--site", help="activation site (default: each task's default site)")
     run.add_argument("--out", required=True, type=Path, help="results directory (a re-run resumes it)")
     run.add_argument("--param", action="append", default=[], metavar="METHOD.KEY=VALUE", help="method hyperparameter")
-    run.add_argument("--jobs", type=int, default=1, help="parallel worker processes (default: 1)")
+    run.add_argument(
+        "--jobs", type=int, default=1,
+        help="units at once: worker processes, or the CPUs / --threads of a local Ray instance (default: 1)",
+    )
+    run.add_argument(
+        "--threads", type=int, default=1,
+        help="torch/BLAS threads per unit, the same under every executor so results are identical (default: 1)",
+    )
+    run.add_argument(
+        "--executor", choices=["local", "ray"], default="local",
+        help="local: this machine; ray: one Ray task per unit (pip install 'structure-bench[ray]')",
+    )
+    run.add_argument(
+        "--address",
+        help="Ray cluster address, e.g. auto or ray://HOST:10001 (default: start a local Ray instance); "
+        "workers must import structure_bench and the named task and method modules; "
+        "results come back to this process, so OUT need not be shared",
+    )
     run.add_argument("--retry-failed", action="store_true", help="re-run cells whose record is a failure")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument(

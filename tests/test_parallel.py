@@ -1,0 +1,67 @@
+"""Executors: a sweep run serially, with --jobs 2, and as Ray tasks gives the same results table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import structure_bench as sb
+from structure_bench.cli import main
+from structure_bench.results import load_results
+from structure_bench.runner import plan, run
+from structure_bench.summary import metric_columns
+
+# Module-prefixed ids: workers import toy_task themselves (spawned processes and Ray workers
+# share no registry with the driver). topk-sae exercises torch, whose sums depend on threads.
+TASK = "toy_task:toy-v1"
+METHODS = ["toy_task:LeastSquares", "random", "topk-sae"]
+PARAMS = {"topk-sae": {"max_steps": 300}}
+SEEDS = [0, 1]
+
+
+def _sweep(out: Path, **executor: object) -> pd.DataFrame:
+    records = run(plan([TASK], METHODS, SEEDS, params=PARAMS), out, progress=False, **executor)
+    assert len(records) == 2 * len(METHODS) * len(SEEDS) and all(r["status"] == "ok" for r in records)
+    return load_results(out).sort_values(["method", "n_latents", "seed"], ignore_index=True)
+
+
+def _assert_identical(expected: pd.DataFrame, got: pd.DataFrame, out_expected: Path, out_got: Path) -> None:
+    columns = metric_columns(expected)
+    assert columns and columns == metric_columns(got)
+    pd.testing.assert_frame_equal(expected[columns], got[columns], check_exact=True)
+    for name in expected.decoder_file:
+        assert np.array_equal(np.load(out_expected / name), np.load(out_got / name)), name
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, Path]:
+    out = tmp_path_factory.mktemp("serial")
+    return _sweep(out), out
+
+
+def test_jobs_2_matches_serial_exactly(serial: tuple[pd.DataFrame, Path], tmp_path: Path) -> None:
+    _assert_identical(serial[0], _sweep(tmp_path, jobs=2), serial[1], tmp_path)
+
+
+def test_ray_matches_serial_exactly(serial: tuple[pd.DataFrame, Path], tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    try:
+        frame = _sweep(tmp_path, executor="ray", jobs=2)
+    finally:
+        ray.shutdown()
+    assert not ray.is_initialized()
+    _assert_identical(serial[0], frame, serial[1], tmp_path)
+
+
+def test_bad_executor_settings_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    units = plan([TASK], ["random"], [0])
+    with pytest.raises(sb.StructureBenchError, match="unknown executor 'dask'"):
+        run(units, tmp_path, executor="dask", progress=False)
+    with pytest.raises(sb.StructureBenchError, match="at least 1"):
+        run(units, tmp_path, threads=0, progress=False)
+    assert main(["run", "--tasks", TASK, "--methods", "random", "--jobs", "0", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "at least 1" in err and "\n" not in err
