@@ -41,8 +41,14 @@ class TopKSAE(SparseAutoencoder):
     """Top-k SAE (Gao et al. 2024): the k = l0_target largest pre-activations of each sample."""
 
     def activation(self, pre: torch.Tensor, training: bool) -> torch.Tensor:
-        values, cols = pre.topk(min(self.k, pre.shape[1]), dim=1)
+        values, cols = pre.topk(min(self.k, pre.shape[1]), dim=1, sorted=False)
         return torch.zeros_like(pre).scatter_(1, cols, values.relu())
+
+    def active_entries(self, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        values, cols = pre.topk(min(self.k, pre.shape[1]), dim=1, sorted=False)
+        on = values > 0
+        rows = torch.arange(len(pre))[:, None].expand_as(cols)
+        return rows[on], cols[on]
 
 
 class BatchTopKSAE(SparseAutoencoder):
@@ -56,18 +62,27 @@ class BatchTopKSAE(SparseAutoencoder):
         self.threshold_ = 0.0
         self._threshold_seen = False
 
+    def _batch_top(self, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flat indices and values [kept] of the batch's k * batch_size largest positive entries."""
+        flat = pre.flatten()
+        values, index = flat.topk(min(self.k * len(pre), flat.numel()), sorted=False)
+        kept = values > 0
+        return index[kept], values[kept]
+
     def activation(self, pre: torch.Tensor, training: bool) -> torch.Tensor:
         if not training:
             return pre * (pre > self.threshold_)
-        flat = pre.flatten()
-        values, index = flat.topk(min(self.k * len(pre), flat.numel()))
-        kept = values > 0
-        if kept.any():
-            smallest = float(values[kept].min())
+        index, values = self._batch_top(pre)
+        return torch.zeros_like(pre).flatten().scatter_(0, index, values).view_as(pre)
+
+    def active_entries(self, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        index, values = self._batch_top(pre)
+        if len(values):
             momentum = _THRESHOLD_MOMENTUM if self._threshold_seen else 0.0
-            self.threshold_ = momentum * self.threshold_ + (1 - momentum) * smallest
+            self.threshold_ = momentum * self.threshold_ + (1 - momentum) * float(values.min())
             self._threshold_seen = True
-        return torch.zeros_like(flat).scatter_(0, index[kept], values[kept]).view_as(pre)
+        index = index.sort().values
+        return index // pre.shape[1], index % pre.shape[1]
 
 
 class MatryoshkaSAE(BatchTopKSAE):

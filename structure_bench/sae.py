@@ -78,11 +78,15 @@ def _threads_for(work: int) -> Iterator[None]:
 
 
 class _SelectedPreactivations(torch.autograd.Function):
-    """Entries (rows, cols) of pre = xc @ W_enc.T + b_enc, with a backward that touches only them."""
+    """Entries (rows, cols) of pre = (x - b_dec) @ W_enc.T + b_enc, with a backward that touches only them.
+
+    x : [batch, d] (no gradient). pre : [batch, n_latents], already computed. rows, cols : [nnz].
+    The gradient reaches b_dec through x - b_dec: -(sum of the entries' gradients per latent) @ W_enc.
+    """
 
     @staticmethod
-    def forward(ctx, xc, W_enc, b_enc, pre, rows, cols):  # noqa: ANN001, ANN205
-        ctx.save_for_backward(xc, W_enc, rows, cols)
+    def forward(ctx, x, W_enc, b_enc, b_dec, pre, rows, cols):  # noqa: ANN001, ANN205
+        ctx.save_for_backward(x - b_dec, W_enc, rows, cols)
         return pre[rows, cols]
 
     @staticmethod
@@ -92,13 +96,9 @@ class _SelectedPreactivations(torch.autograd.Function):
         by_latent = torch.sparse_coo_tensor(
             torch.stack([cols, rows]), grad, (n_latents, n_rows), check_invariants=False
         )
-        by_sample = torch.sparse_coo_tensor(
-            torch.stack([rows, cols]), grad, (n_rows, n_latents), check_invariants=False
-        )
         grad_W = torch.sparse.mm(by_latent, xc)
-        grad_b = torch.zeros(n_latents, dtype=grad.dtype).index_add_(0, cols, grad)
-        grad_xc = torch.sparse.mm(by_sample, W_enc)
-        return grad_xc, grad_W, grad_b, None, None, None
+        grad_b = torch.bincount(cols, weights=grad, minlength=n_latents).to(grad.dtype)
+        return None, grad_W, grad_b, -(grad_b @ W_enc), None, None, None
 
 
 class SparseAutoencoder(Method):
@@ -153,6 +153,13 @@ class SparseAutoencoder(Method):
         """Codes [batch, n_latents] from pre-activations [batch, n_latents]: a gate (see module doc)."""
         return torch.relu(pre)
 
+    def active_entries(self, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(rows, cols) [nnz] of the latents on in training, rows non-decreasing; pre [batch, n_latents].
+
+        Defaults to the non-zeros of ``activation``; a variant may override it with a faster route.
+        """
+        return self.activation(pre, training=True).nonzero(as_tuple=True)
+
     def loss(self, batch: Batch) -> torch.Tensor:
         """Training loss of one batch: reconstruction error plus the dead-latent auxiliary loss."""
         return self.reconstruction_error(batch.x, batch.x_hat) + self.aux_coeff * self.dead_latent_loss(batch)
@@ -175,7 +182,7 @@ class SparseAutoencoder(Method):
 
     def select(self, x: torch.Tensor, pre: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> Codes:
         """Codes at entries (rows, cols) of pre [batch, n_latents], differentiable; x [batch, d]."""
-        values = _SelectedPreactivations.apply(x - self.b_dec, self.W_enc, self.b_enc, pre, rows, cols)
+        values = _SelectedPreactivations.apply(x, self.W_enc, self.b_enc, self.b_dec, pre, rows, cols)
         return Codes(rows, cols, values)
 
     def decode_codes(self, codes: Codes, n_rows: int, bias: bool = True) -> torch.Tensor:
@@ -217,7 +224,7 @@ class SparseAutoencoder(Method):
         self._initialise(data, generator)
         self.start_fit(data)
         parameters = [self.W_enc, self.b_enc, self.W_dec, self.b_dec]
-        optimiser = torch.optim.Adam(parameters, lr=self.lr)
+        optimiser = torch.optim.Adam(parameters, lr=self.lr, fused=True)
         self.error_history_: list[float] = []
         window: list[float] = []
         stalled = 0
@@ -278,7 +285,7 @@ class SparseAutoencoder(Method):
     def _forward(self, x: torch.Tensor) -> Batch:
         with torch.no_grad():
             pre = self._preactivations(x)
-            rows, cols = self.activation(pre, training=True).nonzero(as_tuple=True)
+            rows, cols = self.active_entries(pre)
         if len(rows) <= _SPARSE_DENSITY * pre.numel():
             codes = self.select(x, pre, rows, cols)
             return Batch(x, pre, codes, self.decode_codes(codes, len(x)))
@@ -293,7 +300,8 @@ class SparseAutoencoder(Method):
         if self.unit_norm_decoder and self.W_dec.grad is not None:
             with torch.no_grad():
                 grad = self.W_dec.grad
-                grad -= (grad * self.W_dec).sum(dim=1, keepdim=True) * self.W_dec
+                radial = torch.bmm(grad[:, None, :], self.W_dec[:, :, None])[:, :, 0]  # [n_latents, 1]
+                grad.addcmul_(radial, self.W_dec, value=-1.0)
 
     def _constrain_decoder(self) -> None:
         if self.unit_norm_decoder:
