@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--param", action="append", default=[], metavar="METHOD.KEY=VALUE", help="method hyperparameter")
     run.add_argument(
         "--jobs", type=int, default=1,
-        help="units at once: worker processes, or the CPUs / --threads of a local Ray instance (default: 1)",
+        help="units at once: local worker processes, or a local Ray instance of JOBS x THREADS CPUs (default: 1)",
     )
     run.add_argument(
         "--threads", type=int, default=1,

@@ -55,5 +55,5 @@ def test_topk_recovers_a_planted_dictionary() -> None:
     rows = sae.decoder_ / np.linalg.norm(sae.decoder_, axis=1, keepdims=True)
     cos = np.abs(rows @ truth.T)
     matched = cos[linear_sum_assignment(-cos)]
-    # Measured: mcc 0.894, 13/16 features at |cos| >= 0.9 (seed 0, 2000 steps).
+    # Measured: mcc 0.898, 12/16 features at |cos| >= 0.9 (seed 0, 2000 steps).
     assert matched.mean() >= 0.85 and (matched >= 0.9).sum() >= 11
