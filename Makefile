@@ -32,8 +32,11 @@ test: setup
 leaderboard: setup
 	$(BIN)/python -m structure_bench.leaderboard.baselines --out results/leaderboard --board leaderboard
 
+# Timings (tests/benchmarks, the slow whole-suite run included): benchmarks.json and benchmarks.md.
 benchmark: setup
-	$(BIN)/pytest tests/benchmarks --benchmark-enable --benchmark-only --benchmark-json=benchmarks.json -q
+	$(BIN)/pip install -q -e ".[saelens]" || echo "SAELens not installed: its comparison is skipped" >&2
+	$(BIN)/pytest tests/benchmarks -m "slow or not slow" --benchmark-enable --benchmark-only --benchmark-json=benchmarks.json -q
+	$(BIN)/python tests/benchmarks/summary.py benchmarks.json | tee benchmarks.md
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .benchmarks

@@ -33,9 +33,6 @@ _WINDOW = 100
 _PROGRESS_WORK = 2e11
 # Use sparse (gathered) training when at most this share of the codes is non-zero.
 _SPARSE_DENSITY = 0.125
-# Below this many multiply-adds per encoder pass, one thread beats several (thread hand-offs
-# cost more than the arithmetic, badly so on a busy machine).
-_MULTITHREAD_WORK = 2**24
 
 
 @dataclass
@@ -66,11 +63,12 @@ class Batch:
 
 
 @contextmanager
-def _threads_for(work: int) -> Iterator[None]:
-    """Run small problems (``work`` multiply-adds per step) on one thread."""
+def _one_thread() -> Iterator[None]:
+    """Train on one thread: a step is many small ops, and on a shared machine a second thread stalls
+    each of them (measured: 2 threads ran 2-4x slower on a loaded 2-core machine). Parallelise
+    across fits instead (``structure-bench run --jobs``)."""
     previous = torch.get_num_threads()
-    if work < _MULTITHREAD_WORK:
-        torch.set_num_threads(1)
+    torch.set_num_threads(1)
     try:
         yield
     finally:
@@ -231,7 +229,7 @@ class SparseAutoencoder(Method):
         batch_size = min(self.batch_size, len(data))
         order = torch.randperm(len(data), generator=generator)
         position = 0
-        with self._progress_bar(data.shape[1]) as bar, _threads_for(batch_size * self.n_latents * data.shape[1]):
+        with self._progress_bar(data.shape[1]) as bar, _one_thread():
             for step in range(1, self.max_steps + 1):
                 if position + batch_size > len(data):
                     order, position = torch.randperm(len(data), generator=generator), 0
