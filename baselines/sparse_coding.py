@@ -16,6 +16,8 @@ class SparseCoding(Method):
     codes : "omp" (exactly l0_target non-zeros) or "lasso" (penalty ``alpha``).
     alpha : sparsity penalty while learning (and of lasso codes), in the scaled units.
     max_iter : passes over the data.
+    fit_algorithm : solver for the codes while learning: "cd" (coordinate descent; an order of
+        magnitude faster than "lars" on these sizes, at the same scores) or "lars".
     """
 
     def __init__(
@@ -26,11 +28,13 @@ class SparseCoding(Method):
         codes: Literal["omp", "lasso"] = "omp",
         alpha: float = 0.1,
         max_iter: int = 20,
+        fit_algorithm: Literal["cd", "lars"] = "cd",
     ) -> None:
         super().__init__(n_latents=n_latents, l0_target=l0_target, seed=seed)
         self.codes = codes
         self.alpha = alpha
         self.max_iter = max_iter
+        self.fit_algorithm = fit_algorithm
 
     def fit(self, X: np.ndarray) -> SparseCoding:
         """X : [n_samples, d]."""
@@ -43,6 +47,7 @@ class SparseCoding(Method):
             alpha=self.alpha,
             max_iter=self.max_iter,
             batch_size=256,
+            fit_algorithm=self.fit_algorithm,
             transform_algorithm="omp" if self.codes == "omp" else "lasso_lars",
             transform_n_nonzero_coefs=max(1, int(self.l0_target or 1)),
             transform_alpha=self.alpha,

@@ -131,7 +131,7 @@ class SparseAutoencoder(Method):
         seed: int = 0,
         lr: float = 3e-3,
         batch_size: int = 256,
-        max_steps: int = 3000,
+        max_steps: int = 1500,
         tol: float = 2e-3,
         aux_coeff: float = 1 / 32,
         dead_after: int = 4096,
