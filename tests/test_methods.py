@@ -34,18 +34,24 @@ def planted() -> tuple[np.ndarray, np.ndarray]:
     return (A @ G).astype(np.float32), G
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        *SAES[:3],
-        # Nested prefixes force the first latents to hedge across flat, equally frequent features
-        # (Chanin et al. 2025, arXiv 2505.11756): recovery here is about 0.74.
-        pytest.param("matryoshka-sae", marks=pytest.mark.xfail(reason="feature hedging on flat features")),
-    ],
-)
+@pytest.mark.parametrize("name", SAES[:3])
 def test_sae_recovers_planted_dictionary(name, planted) -> None:
     X, G = planted
     sae = sb.get_method(name)(n_latents=48, l0_target=3, seed=0).fit(X)
+    assert_recovers(sae, X, G)
+
+
+def test_matryoshka_recovers_planted_dictionary_in_its_outer_latents(planted) -> None:
+    # Nested prefixes must reconstruct on their own, so on flat, equally frequent features the
+    # inner latents hedge into mixtures (Chanin et al. 2025, arXiv 2505.11756): at width 48 the
+    # match is about 0.73. With an inner half plus an outer half of width 48 each, the outer
+    # latents recover every feature at the true L0.
+    X, G = planted
+    sae = sb.get_method("matryoshka-sae")(n_latents=96, l0_target=3, seed=0, prefix_fractions=(0.5, 1.0)).fit(X)
+    assert_recovers(sae, X, G)
+
+
+def assert_recovers(sae, X: np.ndarray, G: np.ndarray) -> None:
     Z = sae.encode(X)
     assert matched_cos(sae.decoder_, G) >= 0.9
     assert 2 <= (Z > 0).sum(axis=1).mean() <= 4.5
