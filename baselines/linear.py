@@ -45,7 +45,7 @@ class PCAMethod(Method):
 class _IterativeMethod(Method):
     """A method whose scikit-learn solver takes ``max_iter`` iterations at most."""
 
-    def __init__(self, n_latents: int, l0_target: int | None = None, seed: int = 0, max_iter: int = 400) -> None:
+    def __init__(self, n_latents: int, l0_target: int | None = None, seed: int = 0, max_iter: int = 100) -> None:
         super().__init__(n_latents=n_latents, l0_target=l0_target, seed=seed)
         self.max_iter = max_iter
 
@@ -66,7 +66,9 @@ class NMFMethod(_IterativeMethod):
     def fit(self, X: np.ndarray) -> NMFMethod:
         """X : [n_samples, d], non-negative."""
         X = self._check_non_negative(X)
-        self.model_ = NMF(self.n_latents, init="nndsvda", max_iter=self.max_iter, random_state=self.seed).fit(X)
+        # NNDSVD starts from an SVD, so it cannot give more components than min(n, d).
+        init = "nndsvda" if self.n_latents <= min(X.shape) else "random"
+        self.model_ = NMF(self.n_latents, init=init, max_iter=self.max_iter, random_state=self.seed).fit(X)
         self.decoder_ = self.model_.components_
         self.decoder_bias_ = np.zeros(X.shape[1])
         return self
