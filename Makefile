@@ -5,6 +5,8 @@ VENV ?= .venv
 # normally. Override with `make TORCH=torch` to take whatever your index serves.
 TORCH ?= torch==2.13.0
 RESULTS ?= results/default
+# Parallel fits; each fit uses one thread, so results do not depend on JOBS.
+JOBS ?= 2
 BIN := $(VENV)/bin
 
 .PHONY: setup bench report test benchmark leaderboard clean
@@ -19,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 
 # --plots also saves each config's codes and writes $(RESULTS)/report.html (figures).
 bench: setup
-	$(BIN)/structure-bench run --plots --out $(RESULTS)
+	$(BIN)/structure-bench run --plots --jobs $(JOBS) --out $(RESULTS)
 
 report: setup
 	$(BIN)/structure-bench report $(RESULTS)
@@ -30,7 +32,7 @@ test: setup
 
 # Run every built-in baseline on the default suite with 3 seeds, submit each, regenerate leaderboard/.
 leaderboard: setup
-	$(BIN)/python -m structure_bench.leaderboard.baselines --out results/leaderboard --board leaderboard
+	$(BIN)/python -m structure_bench.leaderboard.baselines --out results/leaderboard --board leaderboard --jobs 2
 
 # Timings (tests/benchmarks, the slow whole-suite run included): benchmarks.json and benchmarks.md.
 benchmark: setup
