@@ -26,7 +26,12 @@ bench: setup
 report: setup
 	$(BIN)/structure-bench report $(RESULTS)
 
-test: setup
+# The tests also cover the optional Ray executor and SAELens adapter, so they get those extras.
+$(VENV)/.test-extras: $(VENV)/.installed
+	$(BIN)/pip install -q -e ".[ray,saelens]"
+	touch $@
+
+test: $(VENV)/.test-extras
 	@$(BIN)/pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
