@@ -17,20 +17,26 @@ def summarise(results: dict) -> str:
     lines = [f"Machine: {results['machine_info'].get('cpu', {}).get('brand_raw', '?')}, "
              f"{results['machine_info'].get('cpu', {}).get('count', '?')} cores; {results['datetime']}", "",
              "| benchmark | best s | mean s | notes |", "|---|---|---|---|"]
-    throughput = {}
+    throughput: dict[tuple[str, str], int] = {}
     for bench in results["benchmarks"]:
         stats, extra = bench["stats"], bench.get("extra_info", {})
         notes = "; ".join(f"{k}={v}" for k, v in extra.items())
         lines.append(f"| {bench['name']} | {stats['min']:.3f} | {stats['mean']:.3f} | {notes} |")
         if "samples_per_s" in extra:
-            throughput[bench["param"]] = extra["samples_per_s"]
-    if "ours" in throughput:
+            # The id joins the implementation's name and the batch size, e.g. "ours-256".
+            parts = bench["param"].split("-")
+            batch = next(p for p in parts if p.isdigit())
+            name = next(p for p in parts if not p.isdigit())
+            throughput[(name, batch)] = extra["samples_per_s"]
+    for (name, batch), ours in sorted(throughput.items()):
+        if name != "ours":
+            continue
         lines.append("")
         for other in ("naive", "saelens"):
-            if other in throughput:
-                ratio = throughput["ours"] / throughput[other]
-                lines.append(f"Top-k SAE training: ours / {other} = {ratio:.2f}x "
-                             f"({throughput['ours']} vs {throughput[other]} samples/s)")
+            if (other, batch) in throughput:
+                theirs = throughput[(other, batch)]
+                lines.append(f"Top-k SAE training, batch {batch}: ours / {other} = {ours / theirs:.2f}x "
+                             f"({ours} vs {theirs} samples/s)")
     return "\n".join(lines) + "\n"
 
 
