@@ -14,6 +14,10 @@ from structure_bench.errors import MethodError
 from structure_bench.methods import Method
 from structure_bench.structures import Directions, Structure, Subspaces
 
+# Tasks draw their truth from default_rng(seed) too: a separate stream keeps a "random" dictionary
+# from being the truth itself when the seeds coincide.
+RANDOM_STREAM = 0x52414E44
+
 
 class _FixedDictionary(Method):
     """A method whose dictionary is set, not learned; subclasses give the overcomplete codes."""
@@ -71,7 +75,7 @@ class RandomDictionary(_FixedDictionary):
 
     def fit(self, X: np.ndarray) -> RandomDictionary:
         """X : [n_samples, d]."""
-        rows = np.random.default_rng(self.seed).normal(size=(self.n_latents, np.shape(X)[1]))
+        rows = np.random.default_rng([self.seed, RANDOM_STREAM]).normal(size=(self.n_latents, np.shape(X)[1]))
         self._use_dictionary(rows / np.linalg.norm(rows, axis=1, keepdims=True), X)
         return self
 
