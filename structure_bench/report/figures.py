@@ -227,7 +227,8 @@ def latents_on_plane(
         ax.scatter(xy[:, 0], xy[:, 1], c=colour, s=6, linewidths=0)
         radius = np.abs(xy).max() or 1.0
         arrows = directions[panel][ids]
-        arrows = arrows / max(np.linalg.norm(arrows, axis=1).max(), 1e-12) * radius
+        if len(arrows):  # a panel may have no latent to draw (none points into this plane)
+            arrows = arrows / max(np.linalg.norm(arrows, axis=1).max(), 1e-12) * radius
         for j, (latent, (dx, dy)) in enumerate(zip(ids, arrows)):
             ax.annotate("", (dx, dy), (0, 0), arrowprops={"arrowstyle": "->", "color": palette[j % len(palette)], "lw": 1.5})
             ax.text(dx * 1.08, dy * 1.08, str(latent), fontsize=7, color=palette[j % len(palette)], ha="center")
