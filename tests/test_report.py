@@ -110,3 +110,14 @@ def test_pizza_ideal_report_has_the_pizza_figures(tmp_path: Path) -> None:
     for kind in ("similarity", *PIZZA_KINDS):
         assert report.figures[(kind, "pizza-ideal-v1 / hidden", method)] == 1, kind
     assert np.load(next((tmp_path / CODES_DIR).glob("*.npy"))).dtype == np.float16
+
+
+def test_plane_panel_without_latents_is_drawn() -> None:
+    # On the default suite a circle plane can have no latent pointing into it: draw the data alone.
+    from structure_bench.report.figures import latents_on_plane
+
+    points = np.random.default_rng(0).normal(size=(1, 50, 2))
+    figure = latents_on_plane(
+        points, None, np.zeros((1, 4, 2)), [np.array([], dtype=int)], ["plane 0"], ("x", "y"), "no latents"
+    )
+    assert len(figure.axes) == 1
