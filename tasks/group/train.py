@@ -8,16 +8,13 @@ makes these networks generalise (Chughtai et al. 2023, following Nanda et al. 20
 
 from __future__ import annotations
 
-import argparse
-import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.numpy import save_file
 
+from structure_bench_tasks.training_cli import retrain_main
 from structure_bench_tasks.group.model import GroupMLP
 from structure_bench_tasks.group.symmetric import ORDER, multiplication_table
 
@@ -71,15 +68,7 @@ def train(config: TrainConfig = TrainConfig(), log_every: int = 0) -> GroupMLP:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True, help="where to write the safetensors checkpoint")
-    args = parser.parse_args()
-    torch.set_num_threads(1)  # one thread: the same reduction order on every machine
-    config = TrainConfig()
-    start = time.perf_counter()
-    model = train(config, log_every=500)
-    print(f"trained in {time.perf_counter() - start:.1f} s with {asdict(config)}")
-    save_file(model.weights(), str(args.out))
+    retrain_main(__doc__.splitlines()[0], train, TrainConfig(), log_every=500)
 
 
 if __name__ == "__main__":

@@ -8,15 +8,12 @@ Elhage et al. (2022).
 
 from __future__ import annotations
 
-import argparse
-import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-from safetensors.numpy import save_file
 
+from structure_bench_tasks.training_cli import retrain_main
 from structure_bench_tasks.tms.model import ReluOutputModel
 
 
@@ -57,15 +54,7 @@ def train(config: TrainConfig = TrainConfig(), log_every: int = 0) -> ReluOutput
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True, help="where to write the safetensors checkpoint")
-    args = parser.parse_args()
-    torch.set_num_threads(1)  # one thread: the same reduction order on every machine
-    config = TrainConfig()
-    start = time.perf_counter()
-    model = train(config, log_every=1000)
-    print(f"trained in {time.perf_counter() - start:.1f} s with {asdict(config)}")
-    save_file(model.weights(), str(args.out))
+    retrain_main(__doc__.splitlines()[0], train, TrainConfig(), log_every=1000)
 
 
 if __name__ == "__main__":
