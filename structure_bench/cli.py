@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -156,13 +158,13 @@ def cmd_run(args: argparse.Namespace) -> None:
     if args.plots:
         from structure_bench.report import write_report
 
-        print(f"report: {write_report(args.out)}")
+        print(f"report: {write_report(args.out, jobs=args.jobs)}")
 
 
 def cmd_report(args: argparse.Namespace) -> None:
     from structure_bench.report import write_report
 
-    print(f"report: {write_report(args.dir, args.out)}")
+    print(f"report: {write_report(args.dir, args.out, jobs=args.jobs)}")
 
 
 def cmd_results(args: argparse.Namespace) -> None:
@@ -274,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write a self-contained HTML report with figures of a results directory")
     report.add_argument("dir", type=Path)
     report.add_argument("--out", type=Path, help="HTML file to write (default: DIR/report.html)")
+    report.add_argument("--jobs", type=int, default=1, help="worker processes drawing figures (default: 1)")
     report.set_defaults(func=cmd_report)
     return parser
 
@@ -282,9 +285,16 @@ def _one_line_warning(message: Warning | str, category: type[Warning], *args: An
     print(f"structure-bench: warning: {message}", file=sys.stderr)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = _one_line_warning
     args = build_parser().parse_args(argv)
+    # SIGTERM (kill, a scheduler's time limit) unwinds like Ctrl-C, so worker processes are stopped.
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if on_main_thread else None
     try:
         args.func(args)
     except StructureBenchError as exc:
@@ -293,6 +303,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("structure-bench: interrupted; finished results are kept", file=sys.stderr)
         return 130
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
     return 0
 
 

@@ -380,16 +380,35 @@ def _serial(units: list[WorkUnit], with_codes: set[WorkUnit], threads: int) -> I
         yield compute_unit(unit, unit in with_codes, threads)
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: exit as soon as the driver is gone, even when it was SIGKILLed."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _compute_args(args: tuple[WorkUnit, bool, int]) -> UnitResult:
+    return compute_unit(*args)
+
+
 def _process_pool(units: list[WorkUnit], jobs: int, with_codes: set[WorkUnit], threads: int) -> Iterator[UnitResult]:
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     # spawn, not fork: forking a process that has started torch's thread pools can deadlock.
     # Spawned workers get the parent's sys.path, so test and user modules import there too.
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
-        futures = [pool.submit(compute_unit, unit, unit in with_codes, threads) for unit in units]
-        for future in as_completed(futures):
-            yield future.result()
+    pool = mp.get_context("spawn").Pool(jobs, initializer=_exit_with_parent, initargs=(os.getpid(),))
+    try:
+        yield from pool.imap_unordered(_compute_args, [(unit, unit in with_codes, threads) for unit in units])
+        pool.close()
+    except BaseException:
+        pool.terminate()  # interrupted (Ctrl-C, SIGTERM, a failed write): stop the workers' fits too
+        raise
+    finally:
+        pool.join()
 
 
 def _import_ray() -> Any:

@@ -89,6 +89,52 @@ def test_killed_run_resumes_without_recomputing(tmp_path: Path) -> None:
     assert all(after[name] == raw for name, raw in finished.items())
 
 
+def _children(pid: int) -> set[int]:
+    """Pids whose parent is ``pid`` (Linux /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_killed_parallel_run_leaves_no_workers(tmp_path: Path, how: signal.Signals) -> None:
+    """Killing the driver of a --jobs run stops its workers too (they would go on fitting)."""
+    out = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "structure_bench.cli", "run", "--quiet", "--jobs", "2", "--tasks", "toy_task:toy-v1",
+        "--methods", "toy_task:Slow", "--seeds", *map(str, range(40)), "--out", str(out),
+    ]
+    env = {**os.environ, "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(record_paths(out)) < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    workers = _children(process.pid)
+    assert len(workers) >= 2, "the run should have started its worker processes"
+    process.send_signal(how)
+    process.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while any(map(_alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(map(_alive, workers)), "worker processes outlived the killed driver"
+    assert len(record_paths(out)) < 40
+
+
 def test_load_results_is_tidy_and_summary_normalises(tmp_path: Path) -> None:
     run(plan(["toy-v1"], ["oracle", "random", "toy_task:LeastSquares"], seeds=[0, 1]), tmp_path, progress=False)
     frame = sb.load_results(tmp_path)
