@@ -24,7 +24,7 @@ bench: setup
 	$(BIN)/structure-bench run --plots --jobs $(JOBS) --out $(RESULTS)
 
 report: setup
-	$(BIN)/structure-bench report $(RESULTS)
+	$(BIN)/structure-bench report --jobs $(JOBS) $(RESULTS)
 
 # The tests also cover the optional Ray executor and SAELens adapter, so they get those extras.
 $(VENV)/.test-extras: $(VENV)/.installed
