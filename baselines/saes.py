@@ -1,4 +1,4 @@
-"""The SAE baselines: each overrides only the shared loop's activation and/or loss hooks."""
+"""The SAE baselines: each overrides only hooks of the shared loop (activation, loss, settled)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import torch
 from structure_bench.sae import Batch, Codes, SparseAutoencoder
 
 # Per-step multiplicative change of the L1 coefficient, per unit of relative L0 error.
-_L1_RATE = 0.02
+_L1_RATE = 0.05
+# The ReLU SAE may stop early only once its running-average L0 is this close to the target (relative).
+_L0_MOMENTUM = 0.99
+_L0_TOLERANCE = 0.1
 # Momentum of the running average that gives BatchTopK its inference threshold.
 _THRESHOLD_MOMENTUM = 0.99
 
@@ -24,8 +27,9 @@ class ReluSAE(SparseAutoencoder):
     unit_norm_decoder = False
 
     def start_fit(self, X: torch.Tensor) -> None:
-        self.k  # noqa: B018  (fail early without a target)
+        self.l0_average_ = 0.0
         self.l1_coeff_ = 1.0 / self.n_latents
+        self.k  # noqa: B018  (fail early without a target)
 
     def loss(self, batch: Batch) -> torch.Tensor:
         codes = batch.codes
@@ -34,7 +38,12 @@ class ReluSAE(SparseAutoencoder):
         error = max(-1.0, min(1.0, (l0 - self.k) / self.k))
         total = super().loss(batch) + self.l1_coeff_ * l1
         self.l1_coeff_ *= math.exp(_L1_RATE * error)
+        self.l0_average_ = _L0_MOMENTUM * self.l0_average_ + (1 - _L0_MOMENTUM) * l0
         return total
+
+    def settled(self) -> bool:
+        # While the coefficient is still moving the L0, the error may stall or rise: not converged.
+        return abs(self.l0_average_ - self.k) <= _L0_TOLERANCE * self.k
 
 
 class TopKSAE(SparseAutoencoder):
@@ -100,7 +109,7 @@ class MatryoshkaSAE(BatchTopKSAE):
         prefix_fractions: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0),
         lr: float = 3e-3,
         batch_size: int = 256,
-        max_steps: int = 1500,
+        max_steps: int = 1000,
         tol: float = 2e-3,
         aux_coeff: float = 1 / 32,
         dead_after: int = 4096,
@@ -114,13 +123,13 @@ class MatryoshkaSAE(BatchTopKSAE):
         return sorted(ends | {self.n_latents})
 
     def loss(self, batch: Batch) -> torch.Tensor:
-        codes, start = batch.codes, 0
-        partial = torch.zeros_like(batch.x) + self.b_dec
-        errors = []
-        for end in self._prefix_ends():
-            group = (codes.cols >= start) & (codes.cols < end)
-            group_codes = Codes(codes.rows[group], codes.cols[group], codes.values[group])
-            partial = partial + self.decode_codes(group_codes, len(batch.x), bias=False)
-            errors.append(self.reconstruction_error(batch.x, partial))
-            start = end
-        return torch.stack(errors).mean() + self.aux_coeff * self.dead_latent_loss(batch)
+        codes, ends = batch.codes, self._prefix_ends()
+        # One decode of every (sample, prefix group) bag; cumulative sums give each prefix's
+        # reconstruction. The codes are row-major with columns ascending (BatchTopK's order), so
+        # they are already sorted by (sample, group).
+        group = torch.bucketize(codes.cols, torch.tensor(ends), right=True)
+        bags = codes.rows * len(ends) + group
+        grouped = self.decode_codes(Codes(bags, codes.cols, codes.values), len(batch.x) * len(ends), bias=False)
+        partial = grouped.view(len(batch.x), len(ends), -1).cumsum(dim=1) + self.b_dec
+        errors = (partial - batch.x[:, None, :]).pow(2).sum(dim=2).mean(dim=0)
+        return errors.mean() + self.aux_coeff * self.dead_latent_loss(batch)

@@ -99,6 +99,21 @@ class _SelectedPreactivations(torch.autograd.Function):
         return None, grad_W, grad_b, -(grad_b @ W_enc), None, None, None
 
 
+def _largest_positive(pre: torch.Tensor, allowed: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, cols) [nnz], row-major: each row's k largest positive entries of pre among the allowed columns.
+
+    pre : [batch, n_latents]. allowed : [n_latents] bool.
+    Dead latents rarely have more than k positive pre-activations, so most rows keep all of them
+    and only the rest pay for a top-k (measured: under 1% of rows on the default suite).
+    """
+    candidates = (pre > 0) & allowed
+    crowded = candidates.sum(dim=1) > k
+    if crowded.any():
+        top = pre[crowded].masked_fill(~allowed, -math.inf).topk(k, dim=1).indices
+        candidates[crowded] = candidates[crowded] & torch.zeros_like(candidates[crowded]).scatter_(1, top, True)
+    return candidates.nonzero(as_tuple=True)
+
+
 class SparseAutoencoder(Method):
     """Base of the SAE variants: a ReLU SAE trained by the shared loop (override the hooks).
 
@@ -131,7 +146,7 @@ class SparseAutoencoder(Method):
         seed: int = 0,
         lr: float = 3e-3,
         batch_size: int = 256,
-        max_steps: int = 1500,
+        max_steps: int = 1000,
         tol: float = 2e-3,
         aux_coeff: float = 1 / 32,
         dead_after: int = 4096,
@@ -165,6 +180,10 @@ class SparseAutoencoder(Method):
     def start_fit(self, X: torch.Tensor) -> None:
         """Called once before training on the scaled data X [n_samples, d] (for variant state)."""
 
+    def settled(self) -> bool:
+        """Whether the stopping rule may stop now; a variant still tuning itself says no."""
+        return True
+
     # -- helpers for the hooks ------------------------------------------------------------
     @property
     def k(self) -> int:
@@ -192,17 +211,15 @@ class SparseAutoencoder(Method):
     def dead_latent_loss(self, batch: Batch) -> torch.Tensor:
         """How badly the dead latents' top activations reconstruct the residual (Gao et al. 2024).
 
+        Each sample uses its k_aux = d / 2 largest positive pre-activations among dead latents.
         Normalised by the residual's variance; 0 when no latent is dead.
         """
         dead = self._samples_since_fired > self.dead_after
         n_dead = int(dead.sum())
         if n_dead == 0 or self.aux_coeff == 0:
             return batch.x.new_zeros(())
-        k_aux = min(n_dead, max(1, batch.x.shape[1] // 2))
-        values, cols = batch.pre.masked_fill(~dead, -math.inf).topk(k_aux, dim=1)
-        on = values > 0
-        rows = torch.arange(len(values))[:, None].expand_as(cols)[on]
-        aux = self.select(batch.x, batch.pre, rows, cols[on])
+        rows, cols = _largest_positive(batch.pre, dead, min(n_dead, max(1, batch.x.shape[1] // 2)))
+        aux = self.select(batch.x, batch.pre, rows, cols)
         residual = (batch.x - batch.x_hat).detach()
         residual_hat = self.decode_codes(aux, len(residual), bias=False)
         spread = (residual - residual.mean(dim=0)).pow(2).sum(dim=1).mean().clamp_min(1e-12)
@@ -248,7 +265,7 @@ class SparseAutoencoder(Method):
                     stalled = stalled + 1 if self._stalled(float(np.mean(window))) else 0
                     window = []
                     bar.set_postfix(error=f"{self.error_history_[-1]:.4g}", refresh=False)
-                    if stalled >= 2 and step >= self.max_steps // 4:
+                    if stalled >= 2 and step >= self.max_steps // 4 and self.settled():
                         break
         self.n_steps_ = step
         self.dead_fraction_ = float((self._samples_since_fired > self.dead_after).float().mean())
@@ -298,7 +315,7 @@ class SparseAutoencoder(Method):
         if self.unit_norm_decoder and self.W_dec.grad is not None:
             with torch.no_grad():
                 grad = self.W_dec.grad
-                radial = torch.bmm(grad[:, None, :], self.W_dec[:, :, None])[:, :, 0]  # [n_latents, 1]
+                radial = torch.linalg.vecdot(grad, self.W_dec)[:, None]  # [n_latents, 1]
                 grad.addcmul_(radial, self.W_dec, value=-1.0)
 
     def _constrain_decoder(self) -> None:
