@@ -12,8 +12,11 @@ from structure_bench.errors import StructureBenchError
 from structure_bench.leaderboard.scores import (
     BOOTSTRAP_RESAMPLES,
     FLIP_THRESHOLD,
+    L0_BUDGET,
     LEVEL,
+    budget_ranking,
     inseparable_pairs,
+    l0_ratios,
     overall_ranking,
     submissions_frame,
     task_table,
@@ -32,6 +35,8 @@ class Board:
     submissions : name -> submission document.
     tasks : task id -> the suite entry shared by its submissions (fingerprint, site, main_score, ...).
     ranking : ``overall_ranking`` (one row per submission, best first).
+    budget_ranking : the same among the submissions within the L0 budget (``budget_ranking``).
+    l0_ratio : name -> mean achieved L0 / target L0 over its records.
     per_task : ``task_table`` (one row per submission and task).
     per_cell : per (submission, task, n_latents, l0_target): mean main_score, l0, fvu over seeds.
     verified : name -> True (re-run reproduced), False (did not), None (not verified).
@@ -40,13 +45,11 @@ class Board:
     submissions: dict[str, dict[str, Any]]
     tasks: dict[str, dict[str, Any]]
     ranking: pd.DataFrame
+    budget_ranking: pd.DataFrame
+    l0_ratio: dict[str, float]
     per_task: pd.DataFrame
     per_cell: pd.DataFrame
     verified: dict[str, bool | None]
-
-    @property
-    def inseparable(self) -> list[tuple[int, int]]:
-        return inseparable_pairs(self.ranking)
 
 
 def _shared_tasks(submissions: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -72,13 +75,16 @@ def build_board(board: str | Path = "leaderboard") -> Board:
         raise StructureBenchError(f"no submissions in {Path(board) / SUBMISSIONS_DIR}; add one with `structure-bench submit`")
     tasks = _shared_tasks(submissions)
     frame = submissions_frame(submissions)
+    higher_is_better = {t: e["higher_is_better"] for t, e in tasks.items()}
     per_cell = (
         frame.groupby(["submission", "task", "n_latents", "l0_target"])[["main_score", "l0", "fvu"]].mean().reset_index()
     )
     return Board(
         submissions={s["name"]: s for s in submissions},
         tasks=tasks,
-        ranking=overall_ranking(frame, {t: e["higher_is_better"] for t, e in tasks.items()}),
+        ranking=overall_ranking(frame, higher_is_better),
+        budget_ranking=budget_ranking(frame, higher_is_better),
+        l0_ratio=l0_ratios(frame).to_dict(),
         per_task=task_table(frame),
         per_cell=per_cell,
         verified={s["name"]: read_verification(board, s) for s in submissions},
@@ -94,8 +100,18 @@ def ordered_task_rows(board: Board, task_id: str) -> pd.DataFrame:
 VERIFIED_MARK = {True: "yes", False: "FAILED", None: "not yet"}
 
 
-def separability_note(board: Board) -> str:
-    pairs = board.inseparable
+BUDGET_NOTE = (
+    f"Only submissions whose achieved L0 averages at most {L0_BUDGET:g}x the cells' target L0: dense methods "
+    "(PCA, ICA, NMF) and the calibration references (oracle, random) spend far more, and on structure "
+    "metrics that can rank them above sparse dictionaries in the overall table."
+)
+
+
+NO_BUDGET_ENTRY = "No submission is within the L0 budget yet."
+
+
+def separability_note(ranking: pd.DataFrame) -> str:
+    pairs = inseparable_pairs(ranking)
     how = (
         f"paired bootstrap, {BOOTSTRAP_RESAMPLES} resamples of tasks and of seeds within each task; "
         f"a pair is not separable when its order flips in more than {FLIP_THRESHOLD:.0%} of resamples"
@@ -115,6 +131,26 @@ def cells_text(entry: dict[str, Any]) -> str:
     return ", ".join(f"w{c['n_latents']}-k{c['l0_target']}" for c in entry["cells"])
 
 
+RANKING_HEADER = ["Rank", "Submission", "Method", "Mean task rank", "Tasks", "L0 / target", "Verified"]
+
+
+def ranking_rows(board: Board, ranking: pd.DataFrame) -> list[list[str]]:
+    """Text cells of a ranking table (``RANKING_HEADER``), best first."""
+    return [
+        [
+            str(row.rank), row.submission, board.submissions[row.submission]["method"]["spec"],
+            f"{row.mean_task_rank:.2f}", str(row.tasks), f"{board.l0_ratio[row.submission]:.2f}",
+            VERIFIED_MARK[board.verified[row.submission]],
+        ]
+        for row in ranking.itertuples()
+    ]
+
+
+def ranking_table(board: Board, ranking: pd.DataFrame) -> str:
+    rows = [[f"`{cell}`" if i == 2 else cell for i, cell in enumerate(row)] for row in ranking_rows(board, ranking)]
+    return _markdown_table(RANKING_HEADER, rows)
+
+
 def render_readme(board: Board) -> str:
     """leaderboard/README.md: the overall ranking and, per task, score with interval, L0, FVU."""
     count = len(board.submissions)
@@ -127,15 +163,11 @@ def render_readme(board: Board) -> str:
         "## Overall",
         "Rank by the mean over tasks of each submission's rank on that task (1 = best).",
     ]
-    rows = []
-    for row in board.ranking.itertuples():
-        document = board.submissions[row.submission]
-        rows.append([
-            str(row.rank), row.submission, f"`{document['method']['spec']}`", f"{row.mean_task_rank:.2f}",
-            str(row.tasks), VERIFIED_MARK[board.verified[row.submission]],
-        ])
-    parts += [_markdown_table(["Rank", "Submission", "Method", "Mean task rank", "Tasks", "Verified"], rows),
-              separability_note(board)]
+    parts += [ranking_table(board, board.ranking), separability_note(board.ranking), "## Within the L0 budget", BUDGET_NOTE]
+    if len(board.budget_ranking):
+        parts += [ranking_table(board, board.budget_ranking), separability_note(board.budget_ranking)]
+    else:
+        parts.append(NO_BUDGET_ENTRY)
     for task_id, entry in board.tasks.items():
         direction = "higher" if entry["higher_is_better"] else "lower"
         parts += [

@@ -14,10 +14,13 @@ import numpy as np
 import pandas as pd
 
 from structure_bench.leaderboard.board import (
-    VERIFIED_MARK,
+    BUDGET_NOTE,
+    NO_BUDGET_ENTRY,
+    RANKING_HEADER,
     Board,
     cells_text,
     ordered_task_rows,
+    ranking_rows,
     separability_note,
 )
 from structure_bench.leaderboard.scores import LEVEL
@@ -135,19 +138,24 @@ def scatter_svg(points: pd.DataFrame, x: str, y: str, x_label: str, y_label: str
     return "".join(parts)
 
 
+def _ranking_table(board: Board, ranking: pd.DataFrame, table_id: str) -> str:
+    numeric = {0, 3, 4, 5}  # rank, mean task rank, tasks, L0 / target sort as numbers
+    rows = [
+        "<tr>" + "".join(_cell(text, text if i in numeric else None) for i, text in enumerate(cells)) + "</tr>"
+        for cells in ranking_rows(board, ranking)
+    ]
+    return _table(table_id, RANKING_HEADER, rows) + f"<p class='note'>{html.escape(separability_note(ranking))}</p>"
+
+
 def _overall_section(board: Board) -> str:
-    rows = []
-    for row in board.ranking.itertuples():
-        document = board.submissions[row.submission]
-        rows.append(
-            "<tr>" + _cell(str(row.rank), row.rank) + _cell(row.submission) + _cell(document["method"]["spec"])
-            + _cell(f"{row.mean_task_rank:.2f}", row.mean_task_rank) + _cell(str(row.tasks), row.tasks)
-            + _cell(VERIFIED_MARK[board.verified[row.submission]]) + "</tr>"
-        )
-    table = _table("overall", ["Rank", "Submission", "Method", "Mean task rank", "Tasks", "Verified"], rows)
+    budget = (
+        _ranking_table(board, board.budget_ranking, "budget") if len(board.budget_ranking)
+        else f"<p class='note'>{html.escape(NO_BUDGET_ENTRY)}</p>"
+    )
     return (
         "<h2>Overall</h2><p class='note'>Rank by the mean over tasks of each submission's rank on that task (1 = best).</p>"
-        + table + f"<p class='note'>{html.escape(separability_note(board))}</p>"
+        + _ranking_table(board, board.ranking, "overall")
+        + f"<h2>Within the L0 budget</h2><p class='note'>{html.escape(BUDGET_NOTE)}</p>" + budget
     )
 
 

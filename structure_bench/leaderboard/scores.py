@@ -3,6 +3,11 @@
 A method's score on a task is, for each seed, the mean of its main score over the task's cells
 (every cell is run with the same seeds); its task score is the mean of those per-seed scores with
 a 95% t-interval over seeds. The overall rank is the mean over tasks of the per-task rank.
+
+Dense methods (PCA, ICA, NMF) and the calibration references spend far more than a cell's target
+L0, and on structure metrics that can outrank sparse dictionaries. So the board also ranks, by the
+same rule, only the submissions within the L0 budget: achieved L0 averaging at most ``L0_BUDGET``
+times the cells' targets.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from structure_bench.results import records_to_frame
 LEVEL = 0.95
 BOOTSTRAP_RESAMPLES = 2000
 FLIP_THRESHOLD = 0.05
+L0_BUDGET = 1.5
 
 
 def submissions_frame(submissions: list[dict[str, Any]]) -> pd.DataFrame:
@@ -105,6 +111,23 @@ def overall_ranking(
             "flip_with_next": flips,
         }
     )
+
+
+def l0_ratios(frame: pd.DataFrame) -> pd.Series:
+    """Per submission: the mean over its records of achieved L0 / the cell's l0_target."""
+    return (frame.l0 / frame.l0_target).groupby(frame.submission).mean()
+
+
+def budget_ranking(
+    frame: pd.DataFrame, higher_is_better: dict[str, bool], budget: float = L0_BUDGET
+) -> pd.DataFrame:
+    """``overall_ranking`` among the submissions whose ``l0_ratios`` are at most ``budget``
+    (no rows when none is)."""
+    ratios = l0_ratios(frame)
+    within = frame[frame.submission.isin(ratios.index[ratios <= budget])]
+    if within.empty:
+        return pd.DataFrame(columns=["rank", "submission", "mean_task_rank", "tasks", "flip_with_next"])
+    return overall_ranking(within, higher_is_better)
 
 
 def _nanmean_or_inf(ranks: np.ndarray) -> np.ndarray:
