@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -129,7 +130,7 @@ class MatryoshkaSAE(BatchTopKSAE):
         # they are already sorted by (sample, group).
         group = torch.bucketize(codes.cols, torch.tensor(ends), right=True)
         bags = codes.rows * len(ends) + group
-        grouped = self.decode_codes(Codes(bags, codes.cols, codes.values), len(batch.x) * len(ends), bias=False)
+        grouped = self.decode_codes(dataclasses.replace(codes, rows=bags), len(batch.x) * len(ends), bias=False)
         partial = grouped.view(len(batch.x), len(ends), -1).cumsum(dim=1) + self.b_dec
         errors = (partial - batch.x[:, None, :]).pow(2).sum(dim=2).mean(dim=0)
         return errors.mean() + self.aux_coeff * self.dead_latent_loss(batch)

@@ -16,7 +16,7 @@ import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -33,6 +33,8 @@ _WINDOW = 100
 _PROGRESS_WORK = 2e11
 # Use sparse (gathered) training when at most this share of the codes is non-zero.
 _SPARSE_DENSITY = 0.125
+# Row-wise decoder updates work on chunks of about this many bytes (a core's L2 cache).
+_CHUNK_BYTES = 2**19
 
 
 @dataclass
@@ -41,11 +43,19 @@ class Codes:
 
     rows, cols : [nnz] sample and latent index of each entry (rows non-decreasing).
     values : [nnz] the codes, differentiable with respect to the encoder.
+    runs : the entries grouped by latent (see ``latent_runs``), computed on first use.
     """
 
     rows: torch.Tensor
     cols: torch.Tensor
     values: torch.Tensor
+    runs: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
+
+    def latent_runs(self, n_latents: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(order [nnz], starts [n_latents]): the entries stably sorted by latent; where each latent's run starts."""
+        if self.runs is None:
+            self.runs = _latent_runs(self.cols, n_latents)
+        return self.runs
 
 
 @dataclass
@@ -75,28 +85,68 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+def _latent_runs(cols: torch.Tensor, n_latents: int) -> tuple[torch.Tensor, torch.Tensor]:
+    order = torch.argsort(cols, stable=True)
+    return order, _starts(cols, n_latents)
+
+
+def _starts(index: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """[n_groups] where each group's run starts once the index [nnz] is sorted (empty groups included)."""
+    counts = torch.bincount(index, minlength=n_groups)
+    return counts.cumsum(0) - counts
+
+
+def _sum_by_latent(
+    rows: torch.Tensor, runs: tuple[torch.Tensor, torch.Tensor], weights: torch.Tensor, source: torch.Tensor
+) -> torch.Tensor:
+    """[n_latents, d]: row j sums weights[e] * source[rows[e]] over the entries e of latent j.
+
+    rows, weights : [nnz]. runs : the entries' ``Codes.latent_runs``. source : [n_rows, d].
+    One embedding_bag over the entries in latent order writes each output row once, where a
+    scatter-add zero-fills the output and adds into it (measured on a top-k step with 2048
+    latents: 1.1 ms against 3-4 ms).
+    """
+    order, starts = runs
+    return F.embedding_bag(rows[order], source, starts, mode="sum", per_sample_weights=weights[order])
+
+
 class _SelectedPreactivations(torch.autograd.Function):
     """Entries (rows, cols) of pre = (x - b_dec) @ W_enc.T + b_enc, with a backward that touches only them.
 
     x : [batch, d] (no gradient). pre : [batch, n_latents], already computed. rows, cols : [nnz].
+    runs : the entries' ``Codes.latent_runs``.
     The gradient reaches b_dec through x - b_dec: -(sum of the entries' gradients per latent) @ W_enc.
     """
 
     @staticmethod
-    def forward(ctx, x, W_enc, b_enc, b_dec, pre, rows, cols):  # noqa: ANN001, ANN205
+    def forward(ctx, x, W_enc, b_enc, b_dec, pre, rows, cols, runs):  # noqa: ANN001, ANN205
         ctx.save_for_backward(x - b_dec, W_enc, rows, cols)
-        return pre[rows, cols]
+        ctx.runs = runs
+        return pre.flatten().index_select(0, rows * pre.shape[1] + cols)
 
     @staticmethod
     def backward(ctx, grad):  # noqa: ANN001, ANN205
         xc, W_enc, rows, cols = ctx.saved_tensors
-        n_rows, n_latents = xc.shape[0], W_enc.shape[0]
-        by_latent = torch.sparse_coo_tensor(
-            torch.stack([cols, rows]), grad, (n_latents, n_rows), check_invariants=False
-        )
-        grad_W = torch.sparse.mm(by_latent, xc)
-        grad_b = torch.bincount(cols, weights=grad, minlength=n_latents).to(grad.dtype)
-        return None, grad_W, grad_b, -(grad_b @ W_enc), None, None, None
+        grad_W = _sum_by_latent(rows, ctx.runs, grad, xc)
+        grad_b = torch.bincount(cols, weights=grad, minlength=W_enc.shape[0]).to(grad.dtype)
+        return None, grad_W, grad_b, -(grad_b @ W_enc), None, None, None, None
+
+
+class _WithDecoderGradient(torch.autograd.Function):
+    """Identity on reconstructions [n_rows, d] decoded with a detached decoder; its backward adds
+    the decoder's gradient [n_latents, d] (``_sum_by_latent``), and embedding_bag's own backward
+    gives the codes theirs."""
+
+    @staticmethod
+    def forward(ctx, x_hat, W_dec, values, rows, runs):  # noqa: ANN001, ANN205
+        ctx.save_for_backward(values, rows)
+        ctx.runs = runs
+        return x_hat
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: ANN001, ANN205
+        values, rows = ctx.saved_tensors
+        return grad, _sum_by_latent(rows, ctx.runs, values, grad), None, None, None
 
 
 def _largest_positive(pre: torch.Tensor, allowed: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -199,13 +249,17 @@ class SparseAutoencoder(Method):
 
     def select(self, x: torch.Tensor, pre: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> Codes:
         """Codes at entries (rows, cols) of pre [batch, n_latents], differentiable; x [batch, d]."""
-        values = _SelectedPreactivations.apply(x, self.W_enc, self.b_enc, self.b_dec, pre, rows, cols)
-        return Codes(rows, cols, values)
+        runs = _latent_runs(cols, self.n_latents)
+        values = _SelectedPreactivations.apply(x, self.W_enc, self.b_enc, self.b_dec, pre, rows, cols, runs)
+        return Codes(rows, cols, values, runs)
 
     def decode_codes(self, codes: Codes, n_rows: int, bias: bool = True) -> torch.Tensor:
         """Reconstructions [n_rows, d] from sparse codes (with or without the decoder bias)."""
-        offsets = torch.searchsorted(codes.rows, torch.arange(n_rows))
-        out = F.embedding_bag(codes.cols, self.W_dec, offsets, mode="sum", per_sample_weights=codes.values)
+        out = F.embedding_bag(
+            codes.cols, self.W_dec.detach(), _starts(codes.rows, n_rows), mode="sum", per_sample_weights=codes.values
+        )
+        runs = codes.latent_runs(self.n_latents)
+        out = _WithDecoderGradient.apply(out, self.W_dec, codes.values.detach(), codes.rows, runs)
         return out + self.b_dec if bias else out
 
     def dead_latent_loss(self, batch: Batch) -> torch.Tensor:
@@ -250,7 +304,7 @@ class SparseAutoencoder(Method):
             for step in range(1, self.max_steps + 1):
                 if position + batch_size > len(data):
                     order, position = torch.randperm(len(data), generator=generator), 0
-                batch = self._forward(data[order[position : position + batch_size]])
+                batch = self._forward(data.index_select(0, order[position : position + batch_size]))
                 position += batch_size
                 loss = self.loss(batch)
                 optimiser.zero_grad(set_to_none=True)
@@ -259,7 +313,8 @@ class SparseAutoencoder(Method):
                 optimiser.step()
                 self._constrain_decoder()
                 self._track_firing(batch)
-                window.append(self.reconstruction_error(batch.x, batch.x_hat).item())
+                with torch.no_grad():
+                    window.append(self.reconstruction_error(batch.x, batch.x_hat).item())
                 bar.update()
                 if len(window) == _WINDOW:
                     stalled = stalled + 1 if self._stalled(float(np.mean(window))) else 0
@@ -295,7 +350,7 @@ class SparseAutoencoder(Method):
         self._samples_since_fired = torch.zeros(self.n_latents, dtype=torch.long)
 
     def _preactivations(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.b_dec) @ self.W_enc.T + self.b_enc
+        return torch.addmm(self.b_enc, x - self.b_dec, self.W_enc.T)
 
     def _forward(self, x: torch.Tensor) -> Batch:
         with torch.no_grad():
@@ -310,18 +365,24 @@ class SparseAutoencoder(Method):
         z = self._preactivations(x) * gate
         return Batch(x, pre, Codes(rows, cols, z[rows, cols]), z @ self.W_dec + self.b_dec)
 
+    def _decoder_chunks(self) -> int:
+        # Rows per chunk for the decoder's row-wise updates: each chunk's two passes stay in cache
+        # (measured: 3.5 -> 2.6 ms a step for 2048 x 512, where the whole matrix falls out of cache).
+        return max(1, _CHUNK_BYTES // (4 * self.W_dec.shape[1]))
+
     def _constrain_gradient(self) -> None:
         # Remove the gradient component parallel to each (unit) decoder row: it only changes the norm.
         if self.unit_norm_decoder and self.W_dec.grad is not None:
             with torch.no_grad():
-                grad = self.W_dec.grad
-                radial = torch.linalg.vecdot(grad, self.W_dec)[:, None]  # [n_latents, 1]
-                grad.addcmul_(radial, self.W_dec, value=-1.0)
+                rows = self._decoder_chunks()
+                for grad, W in zip(self.W_dec.grad.split(rows), self.W_dec.split(rows), strict=True):
+                    grad.addcmul_(torch.linalg.vecdot(grad, W)[:, None], W, value=-1.0)
 
     def _constrain_decoder(self) -> None:
         if self.unit_norm_decoder:
             with torch.no_grad():
-                self.W_dec /= self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12)
+                for W in self.W_dec.split(self._decoder_chunks()):
+                    W /= W.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
     def _track_firing(self, batch: Batch) -> None:
         fired = torch.bincount(batch.codes.cols, minlength=self.n_latents) > 0

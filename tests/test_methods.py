@@ -1,14 +1,17 @@
 """The method protocol, the registry's three ways in, and the baselines on planted problems."""
 
+import copy
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
 import pytest
+import torch
 from scipy.optimize import linear_sum_assignment
 
 import structure_bench as sb
+import structure_bench.sae as sae_module
 from structure_bench.methods import checked_outputs, registry
 from structure_bench.structures import Directions, Subspaces
 
@@ -122,6 +125,76 @@ def test_sae_fit_is_deterministic_for_a_seed(planted) -> None:
     fits = [sb.get_method("topk-sae")(n_latents=16, l0_target=2, seed=s, max_steps=100).fit(X) for s in (5, 5, 6)]
     np.testing.assert_array_equal(fits[0].decoder_, fits[1].decoder_)
     assert not np.array_equal(fits[0].decoder_, fits[2].decoder_)
+
+
+def _training_gradients(sae, x, sparse: bool, monkeypatch) -> list[torch.Tensor]:
+    """Gradients of one training step's loss (sparse gathered path or dense masked-matmul path)."""
+    monkeypatch.setattr(sae_module, "_SPARSE_DENSITY", 1.0 if sparse else -1.0)
+    loss = sae.loss(sae._forward(x))
+    parameters = [sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec]
+    return list(torch.autograd.grad(loss, parameters))
+
+
+@pytest.mark.parametrize("name", SAES)
+def test_sparse_training_step_has_the_dense_gradients(name, planted, monkeypatch) -> None:
+    # The sparse path's hand-written backward (encoder and decoder gradients summed latent by
+    # latent) must equal autograd through the dense masked matmuls, dead-latent loss included.
+    X, _ = planted
+    sae = sb.get_method(name)(n_latents=64, l0_target=3, seed=0)
+    data = torch.from_numpy(X[:128])
+    sae._initialise(data, torch.Generator().manual_seed(0))
+    sae.start_fit(data)
+    sae._samples_since_fired[::3] = sae.dead_after + 1  # a third of the latents dead: the auxiliary loss is on
+    states = [copy.deepcopy(sae) for _ in range(2)]  # the ReLU SAE's loss updates its L1 coefficient
+    sparse = _training_gradients(states[0], data, True, monkeypatch)
+    dense = _training_gradients(states[1], data, False, monkeypatch)
+    for got, want in zip(sparse, dense, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_sparse_codes_gradients_match_the_dense_formula() -> None:
+    # select + decode_codes against (x - b_dec) @ W_enc.T + b_enc masked, then z @ W_dec, for an
+    # arbitrary loss on both the reconstructions and the codes themselves.
+    sae = sb.get_method("topk-sae")(n_latents=40, l0_target=4, seed=0)
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(24, 12, generator=generator)
+    sae._initialise(x, generator)
+    pre = sae._preactivations(x).detach()
+    rows, cols = sae.active_entries(pre)
+    target = torch.randn(24, 12, generator=generator)
+    parameters = [sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec]
+
+    codes = sae.select(x, pre, rows, cols)
+    sparse_loss = (sae.decode_codes(codes, len(x)) * target).sum() + codes.values.pow(3).sum()
+    gate = torch.zeros_like(pre)
+    gate[rows, cols] = 1.0
+    z = sae._preactivations(x) * gate
+    dense_loss = ((z @ sae.W_dec + sae.b_dec) * target).sum() + z.pow(3).sum()
+
+    torch.testing.assert_close(sparse_loss, dense_loss)
+    sparse, dense = torch.autograd.grad(sparse_loss, parameters), torch.autograd.grad(dense_loss, parameters)
+    for got, want in zip(sparse, dense, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_matryoshka_loss_is_the_mean_error_of_its_prefixes(planted) -> None:
+    # Its one grouped decode against each prefix decoded densely: z[:, :end] @ W_dec[:end] + b_dec.
+    X, _ = planted
+    sae = sb.get_method("matryoshka-sae")(n_latents=64, l0_target=3, seed=0, aux_coeff=0.0)
+    data = torch.from_numpy(X[:128])
+    sae._initialise(data, torch.Generator().manual_seed(0))
+    sae.start_fit(data)
+    parameters = [sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec]
+    loss = sae.loss(sae._forward(data))
+    gate = torch.zeros(len(data), 64)
+    gate[sae.active_entries(sae._preactivations(data).detach())] = 1.0
+    z = sae._preactivations(data) * gate
+    errors = [(z[:, :end] @ sae.W_dec[:end] + sae.b_dec - data).pow(2).sum(dim=1).mean() for end in (8, 16, 32, 64)]
+    reference = torch.stack(errors).mean()
+    torch.testing.assert_close(loss, reference)
+    got, want = torch.autograd.grad(loss, parameters), torch.autograd.grad(reference, parameters)
+    for ours, theirs in zip(got, want, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-6)
 
 
 class _Broken(sb.Method):
