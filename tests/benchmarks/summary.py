@@ -1,8 +1,7 @@
 """A readable summary of a pytest-benchmark JSON file: `python tests/benchmarks/summary.py benchmarks.json`.
 
 Prints one line per benchmark (best and mean seconds, and its extra_info) and the top-k SAE
-throughput ratios (ours over the naive loop and over SAELens), which only mean something within
-one run.
+throughput ratios (ours over the naive loop and over SAELens, measured round by round in one run).
 """
 
 from __future__ import annotations
@@ -17,26 +16,19 @@ def summarise(results: dict) -> str:
     lines = [f"Machine: {results['machine_info'].get('cpu', {}).get('brand_raw', '?')}, "
              f"{results['machine_info'].get('cpu', {}).get('count', '?')} cores; {results['datetime']}", "",
              "| benchmark | best s | mean s | notes |", "|---|---|---|---|"]
-    throughput: dict[tuple[str, str], int] = {}
+    ratios: list[str] = []
     for bench in results["benchmarks"]:
         stats, extra = bench["stats"], bench.get("extra_info", {})
         notes = "; ".join(f"{k}={v}" for k, v in extra.items())
         lines.append(f"| {bench['name']} | {stats['min']:.3f} | {stats['mean']:.3f} | {notes} |")
-        if "samples_per_s" in extra:
-            # The id joins the implementation's name and the batch size, e.g. "ours-256".
-            parts = bench["param"].split("-")
-            batch = next(p for p in parts if p.isdigit())
-            name = next(p for p in parts if not p.isdigit())
-            throughput[(name, batch)] = extra["samples_per_s"]
-    for (name, batch), ours in sorted(throughput.items()):
-        if name != "ours":
-            continue
-        lines.append("")
+        throughput = extra.get("samples_per_s")
         for other in ("naive", "saelens"):
-            if (other, batch) in throughput:
-                theirs = throughput[(other, batch)]
-                lines.append(f"Top-k SAE training, batch {batch}: ours / {other} = {ours / theirs:.2f}x "
-                             f"({ours} vs {theirs} samples/s)")
+            if isinstance(throughput, dict) and f"ours_over_{other}" in extra:
+                ratio = extra[f"ours_over_{other}"]
+                ratios.append(f"Top-k SAE training, batch {bench['param']}: ours / {other} = {ratio['median']:.2f}x "
+                              f"(median of rounds, range {ratio['min']:.2f}-{ratio['max']:.2f}; best rounds "
+                              f"{throughput['ours']} vs {throughput[other]} samples/s)")
+    lines += [""] + ratios if ratios else []
     return "\n".join(lines) + "\n"
 
 
