@@ -17,6 +17,8 @@ import datetime as dt
 import functools
 import hashlib
 import json
+import multiprocessing
+import multiprocessing.pool
 import os
 import platform
 import subprocess
@@ -391,16 +393,21 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
+def spawn_pool(jobs: int) -> multiprocessing.pool.Pool:
+    """A pool of ``jobs`` spawned worker processes that exit when this process dies.
+
+    spawn, not fork: forking a process that has started torch's thread pools can deadlock.
+    Spawned workers get the parent's sys.path, so test and user modules import there too.
+    """
+    return multiprocessing.get_context("spawn").Pool(jobs, initializer=_exit_with_parent, initargs=(os.getpid(),))
+
+
 def _compute_args(args: tuple[WorkUnit, bool, int]) -> UnitResult:
     return compute_unit(*args)
 
 
 def _process_pool(units: list[WorkUnit], jobs: int, with_codes: set[WorkUnit], threads: int) -> Iterator[UnitResult]:
-    import multiprocessing as mp
-
-    # spawn, not fork: forking a process that has started torch's thread pools can deadlock.
-    # Spawned workers get the parent's sys.path, so test and user modules import there too.
-    pool = mp.get_context("spawn").Pool(jobs, initializer=_exit_with_parent, initargs=(os.getpid(),))
+    pool = spawn_pool(jobs)
     try:
         yield from pool.imap_unordered(_compute_args, [(unit, unit in with_codes, threads) for unit in units])
         pool.close()

@@ -123,10 +123,6 @@ def task_section(results_dir: Path, frame: pd.DataFrame, summary: pd.DataFrame, 
     return section
 
 
-def _task_section(args: tuple[Path, pd.DataFrame, pd.DataFrame, str, str]) -> Section:
-    return task_section(*args)
-
-
 def write_report(results_dir: str | Path, out_html: str | Path | None = None, jobs: int = 1) -> Path:
     """Write the HTML report of ``results_dir`` (default: results_dir/report.html); returns its path.
 
@@ -138,16 +134,14 @@ def write_report(results_dir: str | Path, out_html: str | Path | None = None, jo
     if frame.empty:
         raise StructureBenchError(f"no results in {results_dir}: nothing to report")
     summary = summarise(frame, results_dir)
-    keys = [key for key, _ in frame.groupby(["task", "site"], sort=True)]
-    work = [(results_dir, frame, summary, task_id, site) for task_id, site in keys]
+    work = [(results_dir, frame, summary, task_id, site) for (task_id, site), _ in frame.groupby(["task", "site"], sort=True)]
     if jobs > 1 and len(work) > 1:
-        import multiprocessing as mp
+        from structure_bench.runner import spawn_pool
 
-        # spawn, as in the runner; sections come back in order, each drawn in one worker.
-        with mp.get_context("spawn").Pool(min(jobs, len(work))) as pool:
-            sections = pool.map(_task_section, work, chunksize=1)
+        with spawn_pool(min(jobs, len(work))) as pool:  # sections come back in order
+            sections = pool.starmap(task_section, work, chunksize=1)
     else:
-        sections = [_task_section(args) for args in work]
+        sections = [task_section(*args) for args in work]
     failed = frame[frame.status == "failed"]
     intro = [
         f"{len(frame)} records from {results_dir.resolve()}: {frame.task.nunique()} tasks, "
