@@ -20,6 +20,7 @@ import json
 import multiprocessing
 import multiprocessing.pool
 import os
+import pickle
 import platform
 import subprocess
 import sys
@@ -34,8 +35,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from structure_bench.errors import StructureBenchError
-from structure_bench.methods import checked_outputs, get_method, method_import_spec
-from structure_bench.registry import make
+from structure_bench.methods import checked_outputs, get_method, method_import_spec, register_method
+from structure_bench.registry import TaskSpec, make, register_task, registry
 from structure_bench.results import read_record, record_name, write_record
 from structure_bench.task import Cell, Task
 
@@ -347,8 +348,12 @@ def _package_version() -> str:
 # -- a sweep --------------------------------------------------------------------------------
 
 def pending(units: list[WorkUnit], out: Path, retry_failed: bool = False) -> list[WorkUnit]:
-    """The units without a finished record (a failed record counts as finished unless retried)."""
-    todo = []
+    """The units without a current finished record (a failed record counts as finished unless retried).
+
+    A record is not current when it cannot be read, or was made on other data than the task gives
+    now (its fingerprint differs) or by another structure_bench version: those are recomputed.
+    """
+    todo, stale = [], []
     for unit in units:
         path = Path(out) / "records" / unit.record_name
         if not path.exists():
@@ -360,8 +365,20 @@ def pending(units: list[WorkUnit], out: Path, retry_failed: bool = False) -> lis
             warnings.warn(f"recomputing {unit.describe()}: {exc}", stacklevel=2)
             todo.append(unit)
             continue
-        if retry_failed and record["status"] == "failed":
+        if (
+            record["task_fingerprint"] != load_task(unit.task).fingerprint
+            or record["provenance"]["package_version"] != _package_version()
+        ):
             todo.append(unit)
+            stale.append(unit)
+        elif retry_failed and record["status"] == "failed":
+            todo.append(unit)
+    if stale:
+        warnings.warn(
+            f"recomputing {len(stale)} records (e.g. {stale[0].describe()}) made on other task data or by "
+            f"another structure_bench version than {_package_version()}",
+            stacklevel=2,
+        )
     return todo
 
 
@@ -382,8 +399,65 @@ def _serial(units: list[WorkUnit], with_codes: set[WorkUnit], threads: int) -> I
         yield compute_unit(unit, unit in with_codes, threads)
 
 
-def _exit_with_parent(parent: int) -> None:
-    """Worker initializer: exit as soon as the driver is gone, even when it was SIGKILLed."""
+@dataclass(frozen=True)
+class Registrations:
+    """The tasks and named methods a sweep uses, as registered in this process.
+
+    A spawned worker or a Ray worker imports modules and entry points afresh; it does not see what
+    a test, a notebook or a script registered at run time. Workers install these first.
+    """
+
+    tasks: tuple[TaskSpec, ...] = ()
+    methods: tuple[tuple[str, type], ...] = ()
+
+    @classmethod
+    def of(cls, task_ids: Iterable[str], methods: Iterable[str] = ()) -> Registrations:
+        """Those of ``task_ids`` and ``methods`` known here (``module:`` ones import themselves)."""
+        tasks = tuple(registry()[t] for t in sorted(set(task_ids)) if t in registry())
+        named = []
+        for name in sorted({m for m in methods if ":" not in m}):
+            with contextlib.suppress(StructureBenchError):
+                named.append((name, get_method(name)))
+        return cls(tasks, tuple(named))
+
+    def check_importable(self) -> None:
+        """A one-line error for a registration that a spawned process could not import."""
+        for what, name, obj in [("task", s.id, s.entry_point) for s in self.tasks] + [
+            ("method", name, cls) for name, cls in self.methods
+        ]:
+            if not _importable(obj):
+                raise StructureBenchError(
+                    f"{what} {name!r} is registered here with {obj!r}, which a worker process cannot import "
+                    "(defined in a notebook or a function?): run with jobs=1 or --executor ray, or define it in a module"
+                )
+
+    def install(self) -> None:
+        """Register what this process lacks."""
+        known = registry()
+        for task in self.tasks:
+            if task.id not in known:
+                register_task(task.id, task.entry_point, **task.kwargs)
+        for name, cls in self.methods:
+            try:
+                get_method(name)
+            except StructureBenchError:
+                register_method(name)(cls)
+
+
+def _importable(obj: Any) -> bool:
+    """Whether pickle can send ``obj`` (a class or function: by reference) to a spawned process."""
+    if isinstance(obj, str):
+        return True
+    try:
+        pickle.dumps(obj)
+    except Exception:
+        return False
+    # A spawned process re-imports a script's __main__ from its file; a notebook's has none.
+    return getattr(obj, "__module__", None) != "__main__" or hasattr(sys.modules["__main__"], "__file__")
+
+
+def _start_worker(parent: int, registrations: Registrations) -> None:
+    """Worker initializer: exit as soon as the driver is gone (even SIGKILLed); adopt its registrations."""
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -391,23 +465,32 @@ def _exit_with_parent(parent: int) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, daemon=True).start()
+    registrations.install()
 
 
-def spawn_pool(jobs: int) -> multiprocessing.pool.Pool:
+def spawn_pool(jobs: int, registrations: Registrations = Registrations()) -> multiprocessing.pool.Pool:
     """A pool of ``jobs`` spawned worker processes that exit when this process dies.
 
     spawn, not fork: forking a process that has started torch's thread pools can deadlock.
-    Spawned workers get the parent's sys.path, so test and user modules import there too.
+    Spawned workers get the parent's sys.path, so test and user modules import there too, and
+    install ``registrations`` (see ``Registrations``).
     """
-    return multiprocessing.get_context("spawn").Pool(jobs, initializer=_exit_with_parent, initargs=(os.getpid(),))
+    registrations.check_importable()
+    return multiprocessing.get_context("spawn").Pool(
+        jobs, initializer=_start_worker, initargs=(os.getpid(), registrations)
+    )
 
 
 def _compute_args(args: tuple[WorkUnit, bool, int]) -> UnitResult:
     return compute_unit(*args)
 
 
+def _registrations(units: list[WorkUnit]) -> Registrations:
+    return Registrations.of([u.task_id for u in units if ":" not in u.task], [u.method for u in units])
+
+
 def _process_pool(units: list[WorkUnit], jobs: int, with_codes: set[WorkUnit], threads: int) -> Iterator[UnitResult]:
-    pool = spawn_pool(jobs)
+    pool = spawn_pool(jobs, _registrations(units))
     try:
         yield from pool.imap_unordered(_compute_args, [(unit, unit in with_codes, threads) for unit in units])
         pool.close()
@@ -416,6 +499,11 @@ def _process_pool(units: list[WorkUnit], jobs: int, with_codes: set[WorkUnit], t
         raise
     finally:
         pool.join()
+
+
+def _compute_registered(registrations: Registrations, unit: WorkUnit, save_codes: bool, threads: int) -> UnitResult:
+    registrations.install()
+    return compute_unit(unit, save_codes, threads)
 
 
 def _import_ray() -> Any:
@@ -447,8 +535,9 @@ def _ray_tasks(
     elif started_here:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     try:
-        remote = ray.remote(num_cpus=threads, max_retries=0)(compute_unit)
-        waiting = [remote.remote(unit, unit in with_codes, threads) for unit in units]
+        remote = ray.remote(num_cpus=threads, max_retries=0)(_compute_registered)
+        registrations = ray.put(_registrations(units))  # cloudpickle: notebook classes travel too
+        waiting = [remote.remote(registrations, unit, unit in with_codes, threads) for unit in units]
         while waiting:
             done, waiting = ray.wait(waiting, num_returns=1)
             yield ray.get(done[0])

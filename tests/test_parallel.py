@@ -13,11 +13,13 @@ from structure_bench.cli import main
 from structure_bench.results import load_results
 from structure_bench.runner import plan, run
 from structure_bench.summary import metric_columns
+from toy_task import LeastSquares, ToyTask
 
-# Module-prefixed ids: workers import toy_task themselves (spawned processes and Ray workers
-# share no registry with the driver). topk-sae exercises torch, whose sums depend on threads.
-TASK = "toy_task:toy-v1"
-METHODS = ["toy_task:LeastSquares", "random", "topk-sae"]
+# TASK and the first method are registered by the fixture below, in this process only: spawned
+# and Ray workers must receive them. Workers import the module-prefixed method themselves.
+# topk-sae exercises torch, whose sums depend on threads.
+TASK = "parallel-toy-v1"
+METHODS = ["parallel-least-squares", "toy_task:LeastSquares", "random", "topk-sae"]
 PARAMS = {"topk-sae": {"max_steps": 300}}
 SEEDS = [0, 1]
 
@@ -34,6 +36,14 @@ def _assert_identical(expected: pd.DataFrame, got: pd.DataFrame, out_expected: P
     pd.testing.assert_frame_equal(expected[columns], got[columns], check_exact=True)
     for name in expected.decoder_file:
         assert np.array_equal(np.load(out_expected / name), np.load(out_got / name)), name
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _registered_at_run_time() -> None:
+    # Not at import: a worker importing this module or toy_task would not register these.
+    if TASK not in sb.list_tasks():
+        sb.register_task(TASK, entry_point=ToyTask)
+    sb.register_method(METHODS[0])(LeastSquares)
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +64,19 @@ def test_ray_matches_serial_exactly(serial: tuple[pd.DataFrame, Path], tmp_path:
         ray.shutdown()
     assert not ray.is_initialized()
     _assert_identical(serial[0], frame, serial[1], tmp_path)
+
+
+def test_a_task_workers_cannot_import_is_a_one_line_error_before_any_work(tmp_path: Path) -> None:
+    class LocalTask(ToyTask):
+        """Defined in a function: pickle cannot send it to a spawned worker."""
+
+    sb.register_task("local-toy-v1", entry_point=LocalTask)
+    units = plan(["local-toy-v1"], ["random"], [0, 1])
+    run(units[:1], tmp_path, progress=False)
+    with pytest.raises(sb.StructureBenchError, match="task 'local-toy-v1' is registered here with .*LocalTask.*jobs=1") as error:
+        run(units, tmp_path, jobs=2, progress=False)
+    assert "\n" not in str(error.value)
+    assert len(list((tmp_path / "records").glob("*.json"))) == 1
 
 
 def test_bad_executor_settings_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

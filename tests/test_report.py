@@ -86,8 +86,6 @@ def test_report_without_codes_has_fewer_figures_and_says_why(tmp_path: Path) -> 
     assert "codes not saved for mini_pizza:NonNegative" in "".join(report.text)
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: spawned report workers do not know tasks registered at run "
-                   "time in the parent (here mini-pizza-v1), so they skip its ground-truth figures")
 def test_report_drawn_by_two_workers_is_the_serial_report(tmp_path: Path) -> None:
     run(plan(["toy-v1", "mini-pizza-v1"], ["oracle"], seeds=[0]), tmp_path, progress=False, save_codes=True)
     serial = write_report(tmp_path, tmp_path / "serial.html").read_text()

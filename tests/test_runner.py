@@ -48,6 +48,26 @@ def test_rerun_skips_finished_cells(tmp_path: Path) -> None:
     assert run(units, tmp_path, progress=False) == []
 
 
+def test_records_of_other_task_data_or_another_version_are_recomputed(tmp_path: Path) -> None:
+    units = plan(["toy-v1"], ["toy_task:LeastSquares"], seeds=[0, 1])
+    run(units, tmp_path, progress=False)
+    paths = sorted(record_paths(tmp_path))
+    for path, (section, key) in zip(paths, [("task_fingerprint", None), ("provenance", "package_version")]):
+        record = json.loads(path.read_text())
+        if key is None:
+            record[section] = "0" * 64
+        else:
+            record[section][key] = "0.0.0-old"
+        path.write_text(json.dumps(record))
+    with pytest.warns(UserWarning, match="recomputing 2 records .* other task data or by another structure_bench"):
+        again = run(units, tmp_path, progress=False)
+    def cell_and_seed(record: dict) -> tuple:
+        return record["cell"]["n_latents"], record["cell"]["l0_target"], record["seed"]
+
+    assert sorted(map(cell_and_seed, again)) == sorted(cell_and_seed(json.loads(p.read_text())) for p in paths[:2])
+    assert run(units, tmp_path, progress=False) == []
+
+
 def test_failing_methods_are_recorded_and_the_run_goes_on(tmp_path: Path) -> None:
     methods = ["toy_task:Raises", "toy_task:ReturnsNaN", "toy_task:LeastSquares"]
     records = run(plan(["toy-v1"], methods, seeds=[0]), tmp_path, progress=False)

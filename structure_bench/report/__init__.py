@@ -136,9 +136,10 @@ def write_report(results_dir: str | Path, out_html: str | Path | None = None, jo
     summary = summarise(frame, results_dir)
     work = [(results_dir, frame, summary, task_id, site) for (task_id, site), _ in frame.groupby(["task", "site"], sort=True)]
     if jobs > 1 and len(work) > 1:
-        from structure_bench.runner import spawn_pool
+        from structure_bench.runner import Registrations, spawn_pool
 
-        with spawn_pool(min(jobs, len(work))) as pool:  # sections come back in order
+        registrations = Registrations.of(frame.task.unique())
+        with spawn_pool(min(jobs, len(work)), registrations) as pool:  # sections come back in order
             sections = pool.starmap(task_section, work, chunksize=1)
     else:
         sections = [task_section(*args) for args in work]
