@@ -152,7 +152,8 @@ def test_budget_ranking_leaves_out_dense_submissions() -> None:
     assert l0_ratios(frame).round(2).to_dict() == {"dense": 10.0, "sparse-a": 1.1, "sparse-b": 0.97}
     assert list(overall_ranking(frame, {"t1": True}).submission) == ["dense", "sparse-a", "sparse-b"]
     assert list(budget_ranking(frame, {"t1": True}).submission) == ["sparse-a", "sparse-b"]
-    assert budget_ranking(frame, {"t1": True}, budget=0.5).empty
+    none = budget_ranking(frame, {"t1": True}, budget=0.5)
+    assert none.empty and list(none.columns) == list(overall_ranking(frame, {"t1": True}).columns)
 
 
 def _browser() -> str | None:

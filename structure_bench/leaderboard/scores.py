@@ -101,7 +101,7 @@ def overall_ranking(
     flips = [
         float(np.mean(boot_rank[:, a] > boot_rank[:, b]) + 0.5 * np.mean(boot_rank[:, a] == boot_rank[:, b]))
         for a, b in zip(order[:-1], order[1:])
-    ] + [np.nan]
+    ] + [np.nan] * bool(names)
     return pd.DataFrame(
         {
             "rank": np.arange(1, len(names) + 1),
@@ -124,10 +124,7 @@ def budget_ranking(
     """``overall_ranking`` among the submissions whose ``l0_ratios`` are at most ``budget``
     (no rows when none is)."""
     ratios = l0_ratios(frame)
-    within = frame[frame.submission.isin(ratios.index[ratios <= budget])]
-    if within.empty:
-        return pd.DataFrame(columns=["rank", "submission", "mean_task_rank", "tasks", "flip_with_next"])
-    return overall_ranking(within, higher_is_better)
+    return overall_ranking(frame[frame.submission.isin(ratios.index[ratios <= budget])], higher_is_better)
 
 
 def _nanmean_or_inf(ranks: np.ndarray) -> np.ndarray:
