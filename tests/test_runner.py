@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import toy_task  # noqa: F401  (registers toy-v1)
+from proc_tree import children
 
 import structure_bench as sb
 from structure_bench.cli import main
@@ -109,19 +110,6 @@ def test_killed_run_resumes_without_recomputing(tmp_path: Path) -> None:
     assert all(after[name] == raw for name, raw in finished.items())
 
 
-def _children(pid: int) -> set[int]:
-    """Pids whose parent is ``pid`` (Linux /proc)."""
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.add(int(stat.parent.name))
-    return found
-
-
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -144,7 +132,7 @@ def test_killed_parallel_run_leaves_no_workers(tmp_path: Path, how: signal.Signa
     deadline = time.monotonic() + 60
     while len(record_paths(out)) < 1 and time.monotonic() < deadline:
         time.sleep(0.05)
-    workers = _children(process.pid)
+    workers = children(process.pid)
     assert len(workers) >= 2, "the run should have started its worker processes"
     process.send_signal(how)
     process.wait(timeout=30)

@@ -14,27 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from proc_tree import tree_rss_mb
+
 JOBS = 2
-
-
-def tree_rss_mb(root: int) -> float:
-    """Resident memory (MB) of process ``root`` and all its descendants (Linux /proc)."""
-    parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
-        except OSError:
-            continue
-        pid = int(status.parent.name)
-        parents[pid] = int(fields["PPid"])
-        rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0])
-    total, stack = 0, [root]
-    while stack:
-        pid = stack.pop()
-        total += rss.get(pid, 0)
-        stack += [child for child, parent in parents.items() if parent == pid]
-    return total / 1024
 
 
 @pytest.mark.slow
