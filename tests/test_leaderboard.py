@@ -139,6 +139,23 @@ def test_overall_rank_and_paired_bootstrap() -> None:
     assert np.isnan(ranking.flip_with_next.iloc[-1])
 
 
+def test_leaving_a_task_out_ties_for_last_place_there() -> None:
+    """A method that skips the task it is worst at (e.g. by declaring it needs non-negative
+    activations) must not outrank one that ran everything."""
+    frame = _seed_frame(
+        {
+            "all-tasks": {"t1": [0.80, 0.81, 0.82], "t2": [0.80, 0.81, 0.82], "t3": [0.50, 0.51, 0.52], "t4": [0.5, 0.5, 0.5]},
+            "skips-t3-t4": {"t1": [0.90, 0.91, 0.92], "t2": [0.90, 0.91, 0.92]},
+            "other": {"t1": [0.60, 0.61, 0.62], "t2": [0.60, 0.61, 0.62], "t3": [0.10, 0.11, 0.12], "t4": [0.9, 0.9, 0.9]},
+        }
+    )
+    ranking = overall_ranking(frame, dict.fromkeys(["t1", "t2", "t3", "t4"], True)).set_index("submission")
+    # Ranked on its two tasks alone, skips-t3-t4 would be first (mean rank 1); t3 and t4 count as last.
+    assert ranking.mean_task_rank.to_dict() == pytest.approx({"all-tasks": 7 / 4, "skips-t3-t4": 8 / 4, "other": 9 / 4})
+    assert list(ranking.index) == ["all-tasks", "skips-t3-t4", "other"]
+    assert ranking.loc["skips-t3-t4", "tasks"] == 2
+
+
 def test_budget_ranking_leaves_out_dense_submissions() -> None:
     """A dense method (L0 ten times the target) tops the overall table but not the budget's."""
     frame = _seed_frame(

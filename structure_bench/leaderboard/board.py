@@ -100,6 +100,11 @@ def ordered_task_rows(board: Board, task_id: str) -> pd.DataFrame:
 VERIFIED_MARK = {True: "yes", False: "FAILED", None: "not yet"}
 
 
+RANK_NOTE = (
+    "Rank by the mean over tasks of each submission's rank on that task (1 = best). A task a submission "
+    "has no score on (a method that needs non-negative activations skips signed sites) counts as a tie "
+    "for last place there: leaving tasks out never raises a rank."
+)
 BUDGET_NOTE = (
     f"Only submissions whose achieved L0 averages at most {L0_BUDGET:g}x the cells' target L0: dense methods "
     "(PCA, ICA, NMF) and the calibration references (oracle, random) spend far more, and on structure "
@@ -161,7 +166,7 @@ def render_readme(board: Board) -> str:
         f"shown is its mean over seeds with a {LEVEL:.0%} t-interval over seeds. "
         "`index.html` has the same tables (sortable) and metric-versus-L0 plots.",
         "## Overall",
-        "Rank by the mean over tasks of each submission's rank on that task (1 = best).",
+        RANK_NOTE,
     ]
     parts += [ranking_table(board, board.ranking), separability_note(board.ranking), "## Within the L0 budget", BUDGET_NOTE]
     if len(board.budget_ranking):

@@ -16,6 +16,7 @@ import pandas as pd
 from structure_bench.leaderboard.board import (
     BUDGET_NOTE,
     NO_BUDGET_ENTRY,
+    RANK_NOTE,
     RANKING_HEADER,
     Board,
     cells_text,
@@ -153,7 +154,7 @@ def _overall_section(board: Board) -> str:
         else f"<p class='note'>{html.escape(NO_BUDGET_ENTRY)}</p>"
     )
     return (
-        "<h2>Overall</h2><p class='note'>Rank by the mean over tasks of each submission's rank on that task (1 = best).</p>"
+        f"<h2>Overall</h2><p class='note'>{html.escape(RANK_NOTE)}</p>"
         + _ranking_table(board, board.ranking, "overall")
         + f"<h2>Within the L0 budget</h2><p class='note'>{html.escape(BUDGET_NOTE)}</p>" + budget
     )

@@ -2,7 +2,9 @@
 
 A method's score on a task is, for each seed, the mean of its main score over the task's cells
 (every cell is run with the same seeds); its task score is the mean of those per-seed scores with
-a 95% t-interval over seeds. The overall rank is the mean over tasks of the per-task rank.
+a 95% t-interval over seeds. The overall rank is the mean over tasks of the per-task rank; a task
+a submission has no score on (a method that needs non-negative activations skips signed sites)
+counts as a tie for last place there, so leaving tasks out never raises a rank.
 
 Dense methods (PCA, ICA, NMF) and the calibration references spend far more than a cell's target
 L0, and on structure metrics that can outrank sparse dictionaries. So the board also ranks, by the
@@ -63,13 +65,14 @@ def task_table(frame: pd.DataFrame, by: str = "submission") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _ranks(better: np.ndarray) -> np.ndarray:
-    """Ranks (1 = best, ties averaged, NaN where absent) along axis -2 of ``better`` [..., S, T],
-    whose entries are scores oriented so that higher is better."""
+def _mean_ranks(better: np.ndarray) -> np.ndarray:
+    """Mean over tasks (last axis) of the ranks (1 = best, ties averaged) along axis -2 of ``better``
+    [..., S, T], whose entries are scores oriented so that higher is better; NaN (absent) ties last."""
+    better = np.nan_to_num(better, nan=-np.inf)
     a = better[..., :, None, :]
     b = better[..., None, :, :]
     beaten_by = (b > a).sum(axis=-2) + 0.5 * ((b == a).sum(axis=-2) - 1)
-    return np.where(np.isnan(better), np.nan, 1.0 + beaten_by)
+    return (1.0 + beaten_by).sum(axis=-1) / max(better.shape[-1], 1)  # no tasks: no rows either
 
 
 def overall_ranking(
@@ -95,8 +98,8 @@ def overall_ranking(
         resampled[:, s, t] = scores[rng.integers(0, len(scores), size=(resamples, len(scores)))].mean(axis=1)
     task_draws = rng.integers(0, len(tasks), size=(resamples, len(tasks)))
     resampled = np.take_along_axis(resampled, task_draws[:, None, :], axis=2)
-    mean_rank = _nanmean_or_inf(_ranks(observed))
-    boot_rank = _nanmean_or_inf(_ranks(resampled))
+    mean_rank = _mean_ranks(observed)
+    boot_rank = _mean_ranks(resampled)
     order = np.lexsort((names, mean_rank))
     flips = [
         float(np.mean(boot_rank[:, a] > boot_rank[:, b]) + 0.5 * np.mean(boot_rank[:, a] == boot_rank[:, b]))
@@ -125,14 +128,6 @@ def budget_ranking(
     (no rows when none is)."""
     ratios = l0_ratios(frame)
     return overall_ranking(frame[frame.submission.isin(ratios.index[ratios <= budget])], higher_is_better)
-
-
-def _nanmean_or_inf(ranks: np.ndarray) -> np.ndarray:
-    """Mean over tasks (last axis) of [..., S, T] ranks; a submission absent from every (drawn)
-    task ranks last (inf)."""
-    present = (~np.isnan(ranks)).sum(axis=-1)
-    total = np.nansum(ranks, axis=-1)
-    return np.where(present > 0, total / np.maximum(present, 1), np.inf)
 
 
 def inseparable_pairs(ranking: pd.DataFrame, threshold: float = FLIP_THRESHOLD) -> list[tuple[int, int]]:
