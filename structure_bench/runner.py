@@ -413,7 +413,8 @@ class Registrations:
     @classmethod
     def of(cls, task_ids: Iterable[str], methods: Iterable[str] = ()) -> Registrations:
         """Those of ``task_ids`` and ``methods`` known here (``module:`` ones import themselves)."""
-        tasks = tuple(registry()[t] for t in sorted(set(task_ids)) if t in registry())
+        known = registry()
+        tasks = tuple(known[t] for t in sorted({t for t in task_ids if ":" not in t}) if t in known)
         named = []
         for name in sorted({m for m in methods if ":" not in m}):
             with contextlib.suppress(StructureBenchError):
@@ -486,7 +487,7 @@ def _compute_args(args: tuple[WorkUnit, bool, int]) -> UnitResult:
 
 
 def _registrations(units: list[WorkUnit]) -> Registrations:
-    return Registrations.of([u.task_id for u in units if ":" not in u.task], [u.method for u in units])
+    return Registrations.of([u.task for u in units], [u.method for u in units])
 
 
 def _process_pool(units: list[WorkUnit], jobs: int, with_codes: set[WorkUnit], threads: int) -> Iterator[UnitResult]:

@@ -53,15 +53,14 @@ def test_records_of_other_task_data_or_another_version_are_recomputed(tmp_path: 
     units = plan(["toy-v1"], ["toy_task:LeastSquares"], seeds=[0, 1])
     run(units, tmp_path, progress=False)
     paths = sorted(record_paths(tmp_path))
-    for path, (section, key) in zip(paths, [("task_fingerprint", None), ("provenance", "package_version")]):
-        record = json.loads(path.read_text())
-        if key is None:
-            record[section] = "0" * 64
-        else:
-            record[section][key] = "0.0.0-old"
+    other_data, other_version = (json.loads(path.read_text()) for path in paths[:2])
+    other_data["task_fingerprint"] = "0" * 64
+    other_version["provenance"]["package_version"] = "0.0.0-old"
+    for path, record in zip(paths, (other_data, other_version)):
         path.write_text(json.dumps(record))
     with pytest.warns(UserWarning, match="recomputing 2 records .* other task data or by another structure_bench"):
         again = run(units, tmp_path, progress=False)
+
     def cell_and_seed(record: dict) -> tuple:
         return record["cell"]["n_latents"], record["cell"]["l0_target"], record["seed"]
 
