@@ -59,15 +59,18 @@ def parse_task_id(task_id: str) -> tuple[str | None, str, int]:
     return match["module"], match["name"], int(match["version"])
 
 
-def register_task(id: str, entry_point: str | Callable[..., Task], **kwargs: Any) -> TaskSpec:
+def register_task(id: str, entry_point: str | Callable[..., Task], replace: bool = False, **kwargs: Any) -> TaskSpec:
     """Register a task under a versioned id.
 
     entry_point : a ``Task`` subclass (or factory) or its ``"module:attr"`` path; it is called as
         ``entry_point(id=id, **kwargs)``.
+    replace : allow replacing a task already registered under ``id`` (built-in and installed
+        packages' tasks included); without it, that is an error.
     """
     parse_task_id(id)
-    if id in _REGISTRY:
-        raise StructureBenchError(f"task {id!r} is already registered")
+    _load_plugins()  # so that a built-in or installed task's id counts as taken
+    if id in _REGISTRY and not replace:
+        raise StructureBenchError(f"task {id!r} is already registered; pick another id or pass replace=True")
     spec = TaskSpec(id, entry_point, dict(kwargs))
     _REGISTRY[id] = spec
     return spec
@@ -79,7 +82,10 @@ def _load_plugins() -> None:
         return
     _plugins_loaded = True
     for ep in entry_points(group=TASK_ENTRY_POINT_GROUP):
-        ep.load()
+        try:
+            ep.load()
+        except StructureBenchError as exc:
+            raise StructureBenchError(f"installed package {getattr(ep.dist, 'name', '?')} ({ep.value}): {exc}") from None
 
 
 def registry() -> dict[str, TaskSpec]:

@@ -1,5 +1,5 @@
 """Put the built-in baselines on the board from real runs: run each on the default suite with
-three seeds, submit it, regenerate the pages (``make leaderboard``).
+three seeds, submit it, verify it on hidden instances, regenerate the pages (``make leaderboard``).
 
     python -m structure_bench.leaderboard.baselines --out results/leaderboard --board leaderboard
 """
@@ -19,8 +19,9 @@ from structure_bench.leaderboard.submission import MIN_SEEDS, submit
 def submit_baselines(
     out: Path, board: Path, tasks: list[str], methods: list[str], seeds: list[int], jobs: int = 1
 ) -> list[str]:
-    """Run (resumably, under ``out/<method>``) and submit each method; returns one line per
-    method that could not be submitted (the others are on the board)."""
+    """Run (resumably, under ``out/<method>``), submit and verify each method; returns one line per
+    method that could not be submitted or did not verify (the others are ranked on the board)."""
+    from structure_bench.leaderboard.verify import verify
     from structure_bench.runner import plan, run
 
     refused = []
@@ -31,7 +32,9 @@ def submit_baselines(
         # A method is judged on the tasks it applies to (NMF only on non-negative sites).
         applicable = [task for task in tasks if any(u.task == task for u in units)]
         try:
-            print(f"submitted {submit(results, method, applicable, board, replace=True)}")
+            path = submit(results, method, applicable, board, replace=True)
+            print(f"submitted {path}; verifying it on hidden instances")
+            verify(path.stem, board, out=out / "verify" / path.stem, jobs=jobs)
         except StructureBenchError as exc:
             refused.append(f"{method}: {exc}")
     return refused
@@ -55,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for line in refused:
         print(f"not submitted: {line}", file=sys.stderr)
     board = write_board(args.board)
-    print(f"{len(board.submissions)} submissions on {len(board.tasks)} tasks -> {args.board}")
+    print(f"{len(board.entries)} submissions, {len(board.ranking)} ranked, on {len(board.tasks)} tasks -> {args.board}")
     return 1 if refused else 0
 
 

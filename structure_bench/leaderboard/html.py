@@ -16,13 +16,21 @@ import pandas as pd
 from structure_bench.leaderboard.board import (
     BUDGET_NOTE,
     NO_BUDGET_ENTRY,
+    NO_RANKED_ENTRY,
     RANK_NOTE,
     RANKING_HEADER,
+    REFERENCE_HEADER,
+    REFERENCE_NOTE,
+    TASK_HEADER,
+    UNRANKED_HEADER,
+    UNRANKED_NOTE,
     Board,
     cells_text,
-    ordered_task_rows,
     ranking_rows,
+    reference_rows,
     separability_note,
+    task_rows,
+    unranked_rows,
 )
 from structure_bench.leaderboard.scores import LEVEL
 
@@ -139,39 +147,50 @@ def scatter_svg(points: pd.DataFrame, x: str, y: str, x_label: str, y_label: str
     return "".join(parts)
 
 
-def _ranking_table(board: Board, ranking: pd.DataFrame, table_id: str) -> str:
-    numeric = {0, 3, 4, 5}  # rank, mean task rank, tasks, L0 / target sort as numbers
-    rows = [
+def _text_table(table_id: str, header: list[str], rows: list[list[str]], numeric: set[int]) -> str:
+    """A sortable table of text cells; the columns in ``numeric`` sort as numbers."""
+    body = [
         "<tr>" + "".join(_cell(text, text if i in numeric else None) for i, text in enumerate(cells)) + "</tr>"
-        for cells in ranking_rows(board, ranking)
+        for cells in rows
     ]
-    return _table(table_id, RANKING_HEADER, rows) + f"<p class='note'>{html.escape(separability_note(ranking))}</p>"
+    return _table(table_id, header, body)
+
+
+def _note(text: str) -> str:
+    return f"<p class='note'>{html.escape(text)}</p>"
+
+
+def _ranking_table(board: Board, ranking: pd.DataFrame, table_id: str, empty: str) -> str:
+    if not len(ranking):
+        return _note(empty)
+    # rank, mean task rank, tasks, L0 / target, mean FVU sort as numbers
+    return _text_table(table_id, RANKING_HEADER, ranking_rows(board, ranking), {0, 3, 4, 5, 6}) + _note(separability_note(ranking))
 
 
 def _overall_section(board: Board) -> str:
-    budget = (
-        _ranking_table(board, board.budget_ranking, "budget") if len(board.budget_ranking)
-        else f"<p class='note'>{html.escape(NO_BUDGET_ENTRY)}</p>"
-    )
-    return (
-        f"<h2>Overall</h2><p class='note'>{html.escape(RANK_NOTE)}</p>"
-        + _ranking_table(board, board.ranking, "overall")
-        + f"<h2>Within the L0 budget</h2><p class='note'>{html.escape(BUDGET_NOTE)}</p>" + budget
-    )
+    parts = [
+        "<h2>Overall</h2>", _note(RANK_NOTE), _ranking_table(board, board.ranking, "overall", NO_RANKED_ENTRY),
+        "<h2>Within the budget</h2>", _note(BUDGET_NOTE), _ranking_table(board, board.budget_ranking, "budget", NO_BUDGET_ENTRY),
+    ]
+    if reference_rows(board):
+        parts += ["<h2>References (unranked)</h2>", _note(REFERENCE_NOTE), _text_table("references", REFERENCE_HEADER, reference_rows(board), {2, 3, 4})]
+    if unranked_rows(board):
+        parts += ["<h2>Not ranked</h2>", _note(UNRANKED_NOTE), _text_table("unranked", UNRANKED_HEADER, unranked_rows(board), set())]
+    return "".join(parts)
 
 
 def _task_section(board: Board, task_id: str, colours: dict[str, str]) -> str:
     entry = board.tasks[task_id]
     direction = "higher" if entry["higher_is_better"] else "lower"
     rows = []
-    for rank, r in enumerate(ordered_task_rows(board, task_id).itertuples(), start=1):
+    for (mark, name, *_), r in task_rows(board, task_id):
         rows.append(
-            "<tr>" + _cell(str(rank), rank) + _cell(r.submission) + _cell(f"{r.main_score:.4f}", r.main_score)
+            "<tr>" + _cell(mark, mark) + _cell(name) + _cell(f"{r.main_score:.4f}", r.main_score)
             + _cell(f"{r.low:.4f} to {r.high:.4f}", r.half_width) + _cell(f"{r.l0:.2f}", r.l0)
             + _cell(f"{r.fvu:.4f}", r.fvu) + _cell(str(r.seeds), r.seeds) + "</tr>"
         )
     table_id = "task-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in task_id)
-    table = _table(table_id, ["#", "Submission", "Main score", f"{LEVEL:.0%} interval", "L0", "FVU", "Seeds"], rows)
+    table = _table(table_id, TASK_HEADER, rows)
     cells = board.per_cell[board.per_cell.task == task_id].assign(
         label=lambda f: "w" + f.n_latents.astype(str) + "-k" + f.l0_target.astype(str)
     )
@@ -186,21 +205,23 @@ def _task_section(board: Board, task_id: str, colours: dict[str, str]) -> str:
         f"<h2 id='{table_id}-section'>{html.escape(task_id)}</h2>"
         f"<p class='note'>Main score <code>{html.escape(entry['main_score'])}</code> ({direction} is better) at site "
         f"<code>{html.escape(entry['site'])}</code>; cells {html.escape(cells_text(entry))}; "
-        f"fingerprint <code>{entry['fingerprint'][:12]}</code>. Plots: one point per submission and cell, means over seeds.</p>"
+        f"task identity <code>{html.escape(entry['identity'][:12])}</code>"
+        + (f"; FVU bound within the budget {board.fvu_bound[task_id]:.4f}" if task_id in board.fvu_bound else "")
+        + ". Plots: one point per submission and cell (verified re-runs), means over seeds.</p>"
         + table + f"<div class='legend'>{legend}</div><div class='plots'>{plots}</div>"
     )
 
 
 def render_html(board: Board) -> str:
     """The whole page as one string."""
-    names = list(board.ranking.submission)
+    names = sorted(board.per_cell.submission.unique())
     colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
     sections = [_overall_section(board)] + [_task_section(board, t, colours) for t in board.tasks]
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>structure_bench leaderboard</title>"
         f"<style>{STYLE}</style></head><body><h1>structure_bench leaderboard</h1>"
-        f"<p class='note'>Generated by <code>structure-bench leaderboard</code> from {len(names)} submission file(s); "
-        f"do not edit by hand. A task's main score is, per seed, the mean over its cells; shown with a {LEVEL:.0%} "
-        "t-interval over seeds. Click a column header to sort.</p>"
+        f"<p class='note'>Generated by <code>structure-bench leaderboard</code> from {len(board.entries)} submission "
+        "file(s) and their verifications; do not edit by hand. A task's main score is, per seed, the mean over its "
+        f"cells; shown with a {LEVEL:.0%} t-interval over seeds. Click a column header to sort.</p>"
         + "".join(sections) + f"<script>{SCRIPT}</script></body></html>\n"
     )

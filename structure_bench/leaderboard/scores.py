@@ -8,8 +8,15 @@ counts as a tie for last place there, so leaving tasks out never raises a rank.
 
 Dense methods (PCA, ICA, NMF) and the calibration references spend far more than a cell's target
 L0, and on structure metrics that can outrank sparse dictionaries. So the board also ranks, by the
-same rule, only the submissions within the L0 budget: achieved L0 averaging at most ``L0_BUDGET``
-times the cells' targets.
+same rule, only the submissions within the budget: achieved L0 averaging at most ``L0_BUDGET``
+times the cells' targets, and, task by task, reconstruction within ``FVU_MULTIPLE`` times the best
+such submission's FVU there plus ``FVU_SLACK`` (a task whose FVU is over that bound counts as not
+scored there, so as a tie for last place): a dictionary that matches structure but cannot rebuild
+the activations (k-means with one-hot codes: FVU 0.5-0.65 where top-k SAEs reach 0.03) is not
+ranked on that task.
+
+Scores are rounded to ``DECIMALS`` places before they are ranked or resampled, so that last-bit
+differences between machines cannot reorder ties or change the page.
 """
 
 from __future__ import annotations
@@ -26,6 +33,9 @@ LEVEL = 0.95
 BOOTSTRAP_RESAMPLES = 2000
 FLIP_THRESHOLD = 0.05
 L0_BUDGET = 1.5
+FVU_MULTIPLE = 2.0
+FVU_SLACK = 0.02
+DECIMALS = 10
 
 
 def submissions_frame(submissions: list[dict[str, Any]]) -> pd.DataFrame:
@@ -35,8 +45,8 @@ def submissions_frame(submissions: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def seed_scores(frame: pd.DataFrame, by: str = "submission") -> pd.DataFrame:
-    """Per (by, task, seed): main score, l0 and fvu averaged over the task's cells."""
-    return frame.groupby([by, "task", "seed"])[["main_score", "l0", "fvu"]].mean().reset_index()
+    """Per (by, task, seed): main score, l0 and fvu averaged over the task's cells (``DECIMALS`` places)."""
+    return frame.groupby([by, "task", "seed"])[["main_score", "l0", "fvu"]].mean().round(DECIMALS).reset_index()
 
 
 def t_interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, int]:
@@ -121,13 +131,32 @@ def l0_ratios(frame: pd.DataFrame) -> pd.Series:
     return (frame.l0 / frame.l0_target).groupby(frame.submission).mean()
 
 
+def fvu_bounds(frame: pd.DataFrame, budget: float = L0_BUDGET) -> pd.Series:
+    """Per task: the largest mean FVU within the budget, ``FVU_MULTIPLE`` x the lowest mean FVU of
+    the submissions within the L0 budget plus ``FVU_SLACK``."""
+    ratios = l0_ratios(frame)
+    sparse = frame[frame.submission.isin(ratios.index[ratios <= budget])]
+    best = sparse.groupby(["submission", "task"]).fvu.mean().groupby("task").min()
+    return FVU_MULTIPLE * best + FVU_SLACK
+
+
+def budget_frame(frame: pd.DataFrame, budget: float = L0_BUDGET) -> pd.DataFrame:
+    """The rows of submissions within the L0 budget, less each (submission, task) whose mean FVU
+    is over ``fvu_bounds``."""
+    ratios = l0_ratios(frame)
+    sparse = frame[frame.submission.isin(ratios.index[ratios <= budget])]
+    if sparse.empty:
+        return sparse
+    fvu = sparse.groupby(["submission", "task"]).fvu.transform("mean")
+    bound = sparse.task.map(fvu_bounds(frame, budget)).astype(float)
+    return sparse[fvu.round(DECIMALS) <= bound.round(DECIMALS)]
+
+
 def budget_ranking(
     frame: pd.DataFrame, higher_is_better: dict[str, bool], budget: float = L0_BUDGET
 ) -> pd.DataFrame:
-    """``overall_ranking`` among the submissions whose ``l0_ratios`` are at most ``budget``
-    (no rows when none is)."""
-    ratios = l0_ratios(frame)
-    return overall_ranking(frame[frame.submission.isin(ratios.index[ratios <= budget])], higher_is_better)
+    """``overall_ranking`` of ``budget_frame`` (no rows when no submission is within the budget)."""
+    return overall_ranking(budget_frame(frame, budget), higher_is_better)
 
 
 def inseparable_pairs(ranking: pd.DataFrame, threshold: float = FLIP_THRESHOLD) -> list[tuple[int, int]]:

@@ -1,9 +1,10 @@
 """Leaderboard submissions: a finished run checked against the suite and frozen into one JSON file.
 
 A submission file holds the method's import spec and parameters, the suite it was run on (each
-task's fingerprint, main score and grid), the package version, and the run's result records
-themselves with their sha256. Submitting reads the records as data: nothing they name is imported
-or executed (the method spec is only stored; ``verify`` is what imports and re-runs it).
+task's portable identity, main score and grid), the package version, the run's result records,
+and one sha256 over all of it. Submitting reads the records as data: nothing they name is imported
+or executed (the method spec is only stored; ``verify`` is what checks, imports and re-runs it).
+Every string in the file is validated against a pattern here and escaped wherever it is rendered.
 """
 
 from __future__ import annotations
@@ -20,17 +21,26 @@ from typing import Any, Iterable
 import jsonschema
 
 from structure_bench.errors import StructureBenchError
+from structure_bench.metrics import metric_range
 from structure_bench.results import RESULT_SCHEMA, read_record, record_paths, write_json
 from structure_bench.task import Cell
 
-SUBMISSION_VERSION = 1
+SUBMISSION_VERSION = 2
 SUBMISSIONS_DIR = "submissions"
 MIN_SEEDS = 3
 # Constructor parameters that the cell and the seed set, not the submitter.
 UNIT_PARAMS = ("n_latents", "l0_target", "seed")
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+# A registered method name, or module:Class.
+SPEC_PATTERN = r"^(?:[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}|[A-Za-z_][\w.]*:[A-Za-z_][\w.]*)$"
+IMPORT_SPEC_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"
+TASK_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*-v\d+$"
+# Site and metric names: e.g. "hidden", "frequencies/coverage[k=4]", "features/recovered@0.9".
+LABEL_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-/\[\]=@]*$"
 
-_record_schema = {k: v for k, v in RESULT_SCHEMA.items() if k not in ("$schema", "$id")}
+RANGE_SLACK = 1e-9  # round-off at a bound (an FVU of -1e-17)
+
+RECORD_ITEM_SCHEMA: dict[str, Any] = {k: v for k, v in RESULT_SCHEMA.items() if k not in ("$schema", "$id")}
 _cell_schema = RESULT_SCHEMA["properties"]["cell"]
 SUBMISSION_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -39,7 +49,7 @@ SUBMISSION_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": [
         "submission_version", "name", "method", "package_version", "submitted_at", "tasks", "seeds",
-        "records_sha256", "records",
+        "sha256", "records",
     ],
     "additionalProperties": False,
     "properties": {
@@ -50,32 +60,33 @@ SUBMISSION_SCHEMA: dict[str, Any] = {
             "required": ["spec", "import_spec", "params"],
             "additionalProperties": False,
             "properties": {
-                "spec": {"type": "string", "description": "registered name or module:Class, as run"},
-                "import_spec": {"type": "string", "pattern": r"^[\w.]+:[\w.]+$"},
+                "spec": {"type": "string", "pattern": SPEC_PATTERN, "description": "registered name or module:Class, as run"},
+                "import_spec": {"type": "string", "pattern": IMPORT_SPEC_PATTERN},
                 "params": {"type": "object", "description": "constructor parameters beyond the cell and seed"},
             },
         },
-        "package_version": {"type": "string", "minLength": 1},
-        "submitted_at": {"type": "string"},
+        "package_version": {"type": "string", "pattern": r"^[\w.+\-]+$"},
+        "submitted_at": {"type": "string", "pattern": r"^[\dT:+\-.Z]+$"},
         "tasks": {
             "type": "object",
             "minProperties": 1,
+            "propertyNames": {"pattern": TASK_ID_PATTERN},
             "additionalProperties": {
                 "type": "object",
-                "required": ["fingerprint", "site", "main_score", "higher_is_better", "cells"],
+                "required": ["identity", "site", "main_score", "higher_is_better", "cells"],
                 "additionalProperties": False,
                 "properties": {
-                    "fingerprint": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-                    "site": {"type": "string"},
-                    "main_score": {"type": "string"},
+                    "identity": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                    "site": {"type": "string", "pattern": LABEL_PATTERN},
+                    "main_score": {"type": "string", "pattern": LABEL_PATTERN},
                     "higher_is_better": {"type": "boolean"},
                     "cells": {"type": "array", "minItems": 1, "items": _cell_schema},
                 },
             },
         },
         "seeds": {"type": "array", "minItems": MIN_SEEDS, "uniqueItems": True, "items": {"type": "integer", "minimum": 0}},
-        "records_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-        "records": {"type": "array", "minItems": 1, "items": _record_schema},
+        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "document_digest of the rest"},
+        "records": {"type": "array", "minItems": 1, "items": RECORD_ITEM_SCHEMA},
     },
 }
 
@@ -89,9 +100,10 @@ class SubmissionRejected(StructureBenchError):
         super().__init__(f"{subject}: {len(problems)} problem(s)\n{lines}")
 
 
-def records_digest(records: list[dict[str, Any]]) -> str:
-    """sha256 of the records' canonical JSON (sorted keys, no whitespace)."""
-    blob = json.dumps(records, sort_keys=True, separators=(",", ":"), allow_nan=False)
+def document_digest(document: dict[str, Any], field: str = "sha256") -> str:
+    """sha256 of the document's canonical JSON (sorted keys, no whitespace) less ``field``: it
+    covers the name, the method and its parameters, the suite, the seeds and every record."""
+    blob = json.dumps({k: v for k, v in document.items() if k != field}, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -125,13 +137,13 @@ def _read_run(results_dir: Path, problems: list[str]) -> list[dict[str, Any]]:
 
 
 def _suite_entry(task_id: str) -> dict[str, Any]:
-    """What the submission records about a task as it is now: fingerprint, site, score, grid."""
+    """What the submission records about a task as it is now: identity, site, score, grid."""
     from structure_bench.runner import load_task
 
     task = load_task(task_id)
     meta = task.metadata
     return {
-        "fingerprint": task.fingerprint,
+        "identity": task.identity,
         "site": meta.default_site,
         "main_score": meta.main_score,
         "higher_is_better": meta.higher_is_better,
@@ -149,24 +161,30 @@ def _check_record(record: dict[str, Any], spec: str, suite: dict[str, dict[str, 
     if record["status"] != "ok":
         problems.append(f"{where}: failed fit ({record['error']})")
         return problems
-    if record["task_fingerprint"] != task["fingerprint"]:
+    if record["task_identity"] != task["identity"]:
         problems.append(
-            f"{where}: task fingerprint {record['task_fingerprint'][:12]}… differs from the current "
-            f"{record['task']}'s {task['fingerprint'][:12]}… (re-run on this version of the task)"
+            f"{where}: task identity {record['task_identity'][:12]}… differs from the "
+            f"{record['task']}'s {task['identity'][:12]}… (re-run on this version of the task)"
         )
     if record["main_score"] != task["main_score"]:
         problems.append(f"{where}: main score is {record['main_score']!r} but the task's is {task['main_score']!r}")
     if task["main_score"] not in record["metrics"]:
         problems.append(f"{where}: main score {task['main_score']!r} missing from metrics")
-    bad = sorted(k for k, v in record["metrics"].items() if v is None or not math.isfinite(v))
-    if bad:
-        problems.append(f"{where}: non-finite metrics (NaN/inf): {', '.join(bad)}")
-    n_latents = record["params"].get("n_latents", record["cell"]["n_latents"])
-    l0 = record["metrics"].get("l0")
-    if l0 is not None and not 0 <= l0 <= n_latents:
-        problems.append(f"{where}: l0 {l0} outside [0, {n_latents}]")
+    problems += metric_problems(record, where)
     if not record["provenance"]["package_version"]:
         problems.append(f"{where}: package version not recorded")
+    return problems
+
+
+def metric_problems(record: dict[str, Any], where: str) -> list[str]:
+    """Non-finite metrics, and metrics outside the range they can take (``metric_range``)."""
+    bad = sorted(k for k, v in record["metrics"].items() if v is None or not math.isfinite(v))
+    problems = [f"{where}: non-finite metrics (NaN/inf): {', '.join(bad)}"] if bad else []
+    n_latents = record["params"].get("n_latents", record["cell"]["n_latents"])
+    for name, value in sorted(record["metrics"].items()):
+        low, high = metric_range(name, n_latents)
+        if name not in bad and not low - RANGE_SLACK <= value <= high + RANGE_SLACK:
+            problems.append(f"{where}: {name} = {value:g} is outside the range it can take, [{low:g}, {high:g}]")
     return problems
 
 
@@ -227,7 +245,7 @@ def build_submission(
     if problems:
         raise SubmissionRejected(f"cannot submit {results_dir}", problems)
     records.sort(key=lambda r: (r["task"], r["cell"]["n_latents"], r["cell"]["l0_target"], r["seed"]))
-    return {
+    document = {
         "submission_version": SUBMISSION_VERSION,
         "name": name,
         "method": {"spec": spec, "import_spec": import_specs.pop(), "params": submitted_params(records[0])},
@@ -235,15 +253,27 @@ def build_submission(
         "submitted_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "tasks": suite,
         "seeds": seeds,
-        "records_sha256": records_digest(records),
         "records": records,
     }
+    return {**document, "sha256": document_digest(document)}
 
 
 # -- the submission file --------------------------------------------------------------------
 
+def checked_name(name: str) -> str:
+    """``name`` if it is a valid submission name (``NAME_PATTERN``: no path separators, no markup)."""
+    if not re.match(NAME_PATTERN, name):
+        raise StructureBenchError(f"submission name {name!r} must match {NAME_PATTERN} (letters, digits, '_', '.', '-')")
+    return name
+
+
 def submission_path(board: str | Path, name: str) -> Path:
-    return Path(board) / SUBMISSIONS_DIR / f"{name}.json"
+    """``board/submissions/<name>.json``; a name that could leave that folder is an error."""
+    folder = (Path(board) / SUBMISSIONS_DIR).resolve()
+    path = (folder / f"{checked_name(name)}.json").resolve()
+    if path.parent != folder:
+        raise StructureBenchError(f"submission {name!r} resolves outside {folder}")
+    return path
 
 
 def submit(
@@ -277,8 +307,8 @@ def read_submission(path: str | Path) -> dict[str, Any]:
     ]
     if problems:
         raise SubmissionRejected(str(path), problems)
-    if records_digest(document["records"]) != document["records_sha256"]:
-        problems.append("records_sha256 does not match the embedded records: the records were edited after submission")
+    if document_digest(document) != document["sha256"]:
+        problems.append("sha256 does not match the document: its records, method or parameters were edited after submission")
     if path.stem != document["name"]:
         problems.append(f"file name {path.name} does not match the submission name {document['name']!r}")
     suite = document["tasks"]
@@ -288,13 +318,21 @@ def read_submission(path: str | Path) -> dict[str, Any]:
             problems.append(f"record {record['task']} seed {record['seed']} is outside the submission's tasks and seeds")
             continue
         problems += _check_record(record, document["method"]["spec"], suite)
+        if submitted_params(record) != document["method"]["params"] or record["method_spec"] != document["method"]["import_spec"]:
+            problems.append(f"record {record['task']} seed {record['seed']} was run with other parameters or another class than the submission's method")
     problems += _missing_units(document["records"], suite, document["seeds"])
     if problems:
         raise SubmissionRejected(str(path), problems)
     return document
 
 
-def read_submissions(board: str | Path) -> list[dict[str, Any]]:
-    """Every submission under ``board/submissions``, each checked; sorted by name."""
-    paths = sorted((Path(board) / SUBMISSIONS_DIR).glob("*.json"))
-    return [read_submission(path) for path in paths]
+def read_submissions(board: str | Path) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """Every submission under ``board/submissions``, each checked, sorted by name; and, for each
+    file that is refused, its stem -> the problems (one file never hides the others)."""
+    documents, refused = [], {}
+    for path in sorted((Path(board) / SUBMISSIONS_DIR).glob("*.json")):
+        try:
+            documents.append(read_submission(path))
+        except SubmissionRejected as exc:
+            refused[path.stem] = exc.problems
+    return documents, refused

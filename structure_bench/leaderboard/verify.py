@@ -1,54 +1,211 @@
-"""Verify a submission: import its method, re-run it on fresh seeds, compare with what it claims.
+"""Verify a submission: check its method, re-run it on hidden instances, compare with its claim.
 
-Acceptance, per task: the re-run's mean main score m' must lie within the submission's own seed
-interval widened for the re-run's own seed noise,
+What ``verify`` does, in order:
 
-    |m' - m| <= sqrt(2) * h + ABSOLUTE_TOLERANCE,
+1. Resolves the submission's name inside ``submissions/`` only, and reads the file (schema, sha256).
+2. Checks, before importing anything, that the method's import spec names a class defined in a
+   module of an installed distribution (or in a file the verifier names with ``method_files``),
+   then imports it and requires a ``structure_bench.Method`` subclass (``trusted_method_class``).
+3. Re-runs the method on *hidden instances* (``structure_bench.hidden``): for each task and each
+   seed of the claim, a fresh secret instance and a fresh secret seed, both drawn here from the
+   operating system's randomness. The re-run's records, with the secrets that made them, are
+   written to ``verified/<name>.json``; the board ranks by these records, never by the claim.
+4. Accepts per task and per shown metric (main score, L0, FVU) when the claimed mean c and the
+   re-run mean r agree within the re-run's own seed noise:
 
-with m the submitted mean and h the half-width of its 95% t-interval over its n seeds. Why sqrt(2):
-h covers the uncertainty of one n-seed mean; m' is a second, independent n-seed mean, so m' - m
-has twice the variance, and under normal seed noise |m' - m| <= sqrt(2) * h holds with
-probability 95% exactly (m' - m over its estimated standard error is t-distributed with n - 1
-degrees of freedom). ABSOLUTE_TOLERANCE (0.02 on scores in [0, 1]) absorbs what seed noise does
-not model: float differences between machines and thread counts, and methods whose score does
-not depend on the seed (h = 0). Scores raised by more than the band, or seeds cherry-picked
-from a wider spread (a narrow interval away from the fresh mean), fail.
+       |c - r| <= tol + min(sqrt(2) * h, SEED_BAND_CAP * tol),    tol = atol + rtol * |c|,
+
+   with h the half-width of the re-run's 95% t-interval over its n seeds. Why sqrt(2): h covers
+   one n-seed mean; c is a second, independent n-seed mean, so c - r has twice the variance, and
+   (c - r) / (s' sqrt(2 / n)), s' the re-run's seed standard deviation, is t-distributed with
+   n - 1 degrees of freedom under normal seed noise. h comes from the re-run, not the claim, so a
+   claim cannot widen its own band by reporting a wide seed spread; each re-run seed has its own
+   instance, so h includes instance-to-instance variation. The seed term is capped at
+   ``SEED_BAND_CAP`` times the tolerance: with 3 seeds a noisy re-run would otherwise accept
+   almost anything (a method that copies a task's truth scores erratically on hidden instances,
+   and would widen its own band). ``TOLERANCES`` (atol, rtol) absorb what seed noise does not
+   model: methods whose score does not depend on the seed (h = 0) and float differences between
+   machines.
+
+Methods that declare ``uses_ground_truth`` (the oracle) are handed the hidden instance's truth; they
+are references, shown but never ranked.
 """
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
+import importlib
+import importlib.machinery
+import importlib.metadata
+import importlib.util
 import json
+import random
+import secrets
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
+import jsonschema
 import numpy as np
 import pandas as pd
 
 from structure_bench.errors import StructureBenchError
-from structure_bench.leaderboard.scores import submissions_frame, task_table
-from structure_bench.leaderboard.submission import SubmissionRejected, read_submission, submission_path
+from structure_bench.leaderboard.scores import seed_scores, submissions_frame, t_interval
+from structure_bench.leaderboard.submission import (
+    RECORD_ITEM_SCHEMA,
+    TASK_ID_PATTERN,
+    SubmissionRejected,
+    checked_name,
+    document_digest,
+    metric_problems,
+    read_submission,
+    submission_path,
+    submitted_params,
+)
+from structure_bench.methods import Method
+from structure_bench.methods.registry import METHOD_ENTRY_POINT_GROUP, method_import_spec, registered_method
 from structure_bench.results import load_records, records_to_frame, write_json
 
-SEED_OFFSET = 1000
-ABSOLUTE_TOLERANCE = 0.02
 VERIFIED_DIR = "verified"
+VERIFICATION_VERSION = 1
+# Per shown metric: (absolute, relative to the claim) tolerance added to the re-run's seed band.
+TOLERANCES: dict[str, tuple[float, float]] = {"main_score": (0.02, 0.0), "l0": (0.05, 0.05), "fvu": (0.005, 0.10)}
+SEED_BAND_CAP = 2.5
+SEED_LIMIT = 2**31
+
+VERIFICATION_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://structure-bench.dev/schema/verification-v1.json",
+    "title": "structure_bench leaderboard verification: the re-run of one submission on hidden instances",
+    "type": "object",
+    "required": [
+        "verification_version", "name", "submission_sha256", "verified_at", "method_class", "reference",
+        "error", "instances", "records", "sha256",
+    ],
+    "additionalProperties": False,
+    "properties": {
+        "verification_version": {"const": VERIFICATION_VERSION},
+        "name": {"type": "string"},
+        "submission_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "verified_at": {"type": "string", "pattern": r"^[\dT:+\-.Z]+$"},
+        "method_class": {"type": ["string", "null"]},
+        "reference": {"type": "boolean", "description": "the method declares uses_ground_truth"},
+        "error": {"type": ["string", "null"], "description": "why the method was not re-run"},
+        "instances": {
+            "type": "object",
+            "propertyNames": {"pattern": TASK_ID_PATTERN},
+            "additionalProperties": {
+                "type": "object",
+                "required": ["task", "seed", "secret"],
+                "additionalProperties": False,
+                "properties": {
+                    "task": {"type": "string", "pattern": TASK_ID_PATTERN},
+                    "seed": {"type": "integer", "minimum": 0},
+                    "secret": {"type": "integer", "minimum": 0},
+                },
+            },
+        },
+        "records": {"type": "array", "items": RECORD_ITEM_SCHEMA},
+        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    },
+}
 
 
 def verification_path(board: str | Path, name: str) -> Path:
-    return Path(board) / VERIFIED_DIR / f"{name}.json"
+    return Path(board) / VERIFIED_DIR / f"{checked_name(name)}.json"
 
 
-def compare(submitted: pd.DataFrame, rerun: pd.DataFrame) -> pd.DataFrame:
-    """Per task: submitted mean and interval, the acceptance band, the re-run mean, pass/fail.
+# -- which code may run ------------------------------------------------------------------------
 
-    submitted, rerun : ``task_table`` frames (one row per task).
+def _module_file(module: str) -> Path | None:
+    """The source file of ``module`` found without executing any package's code, or None."""
+    parts = module.split(".")
+    spec = importlib.util.find_spec(parts[0])  # a top-level lookup imports nothing
+    for depth in range(1, len(parts)):
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(".".join(parts[: depth + 1]), list(spec.submodule_search_locations))
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return None
+    return Path(spec.origin).resolve()
+
+
+def _defines_class(path: Path, qualname: str) -> bool:
+    """Whether the module file at ``path`` defines a top-level class ``qualname.split('.')[0]``."""
+    name = qualname.split(".")[0]
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return any(isinstance(node, ast.ClassDef) and node.name == name for node in tree.body)
+
+
+def trusted_method_class(spec: str, import_spec: str, method_files: Iterable[str | Path] = ()) -> type:
+    """The class a submission's method names, after checking it may be imported.
+
+    spec : the method as run (a registered name or ``module:Class``); import_spec : ``module:Class``.
+    method_files : source files the verifier vouches for (a user's own ``mymodule.py``).
+    A registered name must come from an installed package's ``structure_bench.methods`` entry point
+    (or be registered in this process) and resolve to ``import_spec``; a ``module:Class`` spec must
+    be defined (as a class statement, read without running it) in a module of an installed
+    distribution or in one of ``method_files``. Only then is it imported, and it must subclass
+    ``Method``. Anything else is a one-line StructureBenchError, and nothing was imported.
     """
-    table = submitted.set_index("task")[["main_score", "low", "high", "half_width", "seeds"]]
-    table = table.join(rerun.set_index("task")[["main_score"]].rename(columns={"main_score": "rerun"}), how="left")
-    table["band"] = np.sqrt(2.0) * table.half_width.fillna(0.0) + ABSOLUTE_TOLERANCE
-    table["passed"] = (table.rerun - table.main_score).abs() <= table.band
-    return table.reset_index()
+    if ":" not in spec:
+        cls = registered_method(spec)
+        if cls is None:
+            raise StructureBenchError(
+                f"method {spec!r} is not registered by an installed package's {METHOD_ENTRY_POINT_GROUP!r} entry point"
+            )
+        if method_import_spec(cls) != import_spec:
+            raise StructureBenchError(f"method {spec!r} is {method_import_spec(cls)} here, not {import_spec} as submitted")
+    else:
+        if spec != import_spec:
+            raise StructureBenchError(f"method spec {spec!r} differs from its import spec {import_spec!r}")
+        module, _, qualname = import_spec.partition(":")
+        path = _module_file(module)
+        vouched = {Path(p).resolve() for p in method_files}
+        installed = module.split(".")[0] in importlib.metadata.packages_distributions()
+        if path is None or not (installed or path in vouched):
+            raise StructureBenchError(
+                f"method {import_spec!r}: module {module!r} is not part of an installed distribution "
+                "(pip install the package that provides it, or name its file with --method-file)"
+            )
+        if not _defines_class(path, qualname):
+            raise StructureBenchError(f"method {import_spec!r}: {path} defines no class {qualname.split('.')[0]!r}")
+        cls = importlib.import_module(module)
+        for part in qualname.split("."):
+            cls = getattr(cls, part, None)
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        raise StructureBenchError(f"method {import_spec!r} is not a structure_bench.Method subclass")
+    return cls
+
+
+# -- the re-run ---------------------------------------------------------------------------------
+
+@dataclass
+class Verification:
+    """A checked ``verified/<name>.json``: the re-run records (``frame``, tasks named by their public
+    ids), whether the method is a reference, and the error that stopped a re-run (or None)."""
+
+    document: dict[str, Any]
+    frame: pd.DataFrame
+    reference: bool
+    error: str | None
+
+
+def _hidden_instances(document: dict[str, Any], task_ids: list[str], draw: random.Random) -> dict[str, dict[str, Any]]:
+    """Register one hidden instance per (task, claimed seed) and return hidden id -> its secrets."""
+    from structure_bench.hidden import HiddenInstance, hidden_task_id
+    from structure_bench.registry import register_task, registry
+
+    instances = {}
+    for task_id in task_ids:
+        for _ in document["seeds"]:
+            secret = draw.randrange(SEED_LIMIT)
+            hidden = hidden_task_id(task_id.rpartition(":")[2], secret)
+            if hidden not in registry():  # the same secret (a seeded rng) gives the same instance
+                register_task(hidden, HiddenInstance, base=task_id, secret=secret)
+            instances[hidden] = {"task": task_id.rpartition(":")[2], "seed": draw.randrange(SEED_LIMIT), "secret": secret}
+    return instances
 
 
 def verify(
@@ -56,76 +213,145 @@ def verify(
     board: str | Path = "leaderboard",
     tasks: list[str] | None = None,
     out: str | Path | None = None,
-    seed_offset: int = SEED_OFFSET,
     jobs: int = 1,
     progress: bool = True,
+    method_files: Iterable[str | Path] = (),
+    rng: random.Random | None = None,
 ) -> pd.DataFrame:
-    """Re-run submission ``name`` on seeds shifted by ``seed_offset`` and compare (``compare``).
+    """Re-run submission ``name`` on hidden instances and compare (see the module docstring).
 
     tasks : ids to load the submission's tasks by (e.g. ``"my_pkg:my-task-v1"`` so that an
         outside task registers); default: the submission's own task ids.
-    out : results directory of the re-run (resumable); default ``results/verify/<name>``.
-    Writes ``board/verified/<name>.json`` with the comparison; raises SubmissionRejected naming
-    every task whose score does not reproduce.
+    out : working directory of the re-run; default ``results/verify/<name>``.
+    method_files : files vouched for as the method's source (``trusted_method_class``).
+    rng : where the secrets come from; default the operating system's randomness (tests pass a
+        seeded ``random.Random`` to be reproducible).
+    Writes ``board/verified/<name>.json`` and returns ``acceptance``'s table; raises
+    SubmissionRejected naming every task and metric that does not reproduce.
     """
-    from structure_bench.runner import plan, run
+    from structure_bench.runner import load_task, plan, run
 
     document = read_submission(submission_path(board, name))
     task_ids = tasks or list(document["tasks"])
     if sorted(t.rpartition(":")[2] for t in task_ids) != sorted(document["tasks"]):
         raise StructureBenchError(f"--tasks must name the submission's tasks: {', '.join(document['tasks'])}")
-    out = Path(out or Path("results") / "verify" / name)
-    spec = document["method"]["spec"]
-    seeds = [s + seed_offset for s in document["seeds"]]
-    units = plan(task_ids, [spec], seeds, params={spec: document["method"]["params"]})
-    run(units, out, jobs=jobs, progress=progress)
-    records = [
-        r for r in load_records(out)
-        if r["method"] == spec and r["seed"] in seeds and r["task"] in document["tasks"]
-    ]
-    rerun_frame = records_to_frame(records)
-    problems = [f"re-run failed: {e}" for e in rerun_frame.error.dropna()]
-    for task_id, entry in document["tasks"].items():
-        fingerprints = set(rerun_frame.loc[rerun_frame.task == task_id, "task_fingerprint"])
-        if fingerprints - {entry["fingerprint"]}:
-            problems.append(f"{task_id}: the task changed since submission (fingerprint differs); resubmit")
-    table = compare(
-        task_table(submissions_frame([document])),
-        task_table(rerun_frame[rerun_frame.status == "ok"].assign(submission=name)),
-    )
-    for row in table[~table.passed].itertuples():
-        problems.append(
-            f"{row.task}: submitted main score {row.main_score:.4f} (95% interval {row.low:.4f} to {row.high:.4f}) "
-            f"but the re-run on fresh seeds gives {row.rerun:.4f}, outside the accepted +-{row.band:.4f}"
+    stale = [t for t in task_ids if load_task(t).identity != document["tasks"][t.rpartition(":")[2]]["identity"]]
+    if stale:
+        raise SubmissionRejected(f"submission {name}", [f"{t}: the task changed since submission (its identity differs); re-run and resubmit" for t in stale])
+    spec, params = document["method"]["spec"], document["method"]["params"]
+    verification: dict[str, Any] = {
+        "verification_version": VERIFICATION_VERSION,
+        "name": document["name"],
+        "submission_sha256": document["sha256"],
+        "verified_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "method_class": None, "reference": False, "error": None, "instances": {}, "records": [],
+    }
+    try:
+        cls = trusted_method_class(spec, document["method"]["import_spec"], method_files)
+    except StructureBenchError as exc:
+        verification["error"] = str(exc)
+    else:
+        verification["method_class"] = method_import_spec(cls)
+        verification["reference"] = bool(getattr(cls, "uses_ground_truth", False))
+        instances = _hidden_instances(document, task_ids, rng or secrets.SystemRandom())
+        units = [
+            unit for hidden, instance in instances.items()
+            for unit in plan([hidden], [spec], [instance["seed"]], params={spec: params})
+        ]
+        out = Path(out or Path("results") / "verify" / document["name"])
+        run(units, out, jobs=jobs, progress=progress)
+        verification["instances"] = instances
+        verification["records"] = sorted(
+            (r for r in load_records(out) if r["task"] in instances and r["seed"] == instances[r["task"]]["seed"] and r["method"] == spec),
+            key=lambda r: (r["task"], r["cell"]["n_latents"], r["cell"]["l0_target"]),
         )
-    write_json(
-        verification_path(board, name),
-        {
-            "name": name,
-            "records_sha256": document["records_sha256"],
-            "passed": not problems,
-            "verified_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "seeds": seeds,
-            "problems": problems,
-            "tasks": _json_rows(table),
-        },
-    )
+    verification["sha256"] = document_digest(verification)
+    write_json(verification_path(board, document["name"]), verification)
+    table, problems = acceptance(document, check_verification(verification, document))
     if problems:
         raise SubmissionRejected(f"submission {name} does not reproduce", problems)
     return table
 
 
-def _json_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
-            for row in table.astype(object).to_dict("records")]
+# -- reading and judging a verification ---------------------------------------------------------
+
+def check_verification(verification: dict[str, Any], document: dict[str, Any]) -> Verification:
+    """Check a verification document against its submission; SubmissionRejected lists why not."""
+    validator = jsonschema.Draft202012Validator(VERIFICATION_SCHEMA)
+    problems = [
+        f"invalid at {'/'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message[:200]}"
+        for e in validator.iter_errors(verification)
+    ]
+    if problems:
+        raise SubmissionRejected(f"verification of {document['name']}", problems)
+    if document_digest(verification) != verification["sha256"]:
+        problems.append("sha256 does not match the verification: it was edited after the re-run")
+    if verification["submission_sha256"] != document["sha256"]:
+        problems.append("it verified another version of the submission")
+    instances = verification["instances"]
+    for record in verification["records"]:
+        instance = instances.get(record["task"])
+        where = f"re-run {record['task']} {record['cell']['n_latents']}-{record['cell']['l0_target']}"
+        if instance is None or record["seed"] != instance["seed"]:
+            problems.append(f"{where}: not one of the verification's hidden instances")
+            continue
+        if record["method"] != document["method"]["spec"] or submitted_params(record) != document["method"]["params"]:
+            problems.append(f"{where}: another method or other parameters than the submission's")
+        if record["status"] == "ok":
+            problems += metric_problems(record, where)
+    if problems:
+        raise SubmissionRejected(f"verification of {document['name']}", problems)
+    frame = records_to_frame(verification["records"])
+    if len(frame):
+        frame["task"] = frame.task.map(lambda hidden: instances[hidden]["task"])
+    return Verification(verification, frame.assign(submission=document["name"]), verification["reference"], verification["error"])
 
 
-def read_verification(board: str | Path, document: dict[str, Any]) -> bool | None:
-    """True/False when the submission (as it is now) was verified and passed/failed; None if never."""
+def read_verification(board: str | Path, document: dict[str, Any]) -> Verification | None:
+    """The checked verification of ``document``, or None when it was never verified; a broken or
+    mismatched file raises SubmissionRejected."""
     path = verification_path(board, document["name"])
     if not path.exists():
         return None
-    verification = json.loads(path.read_text())
-    if verification.get("records_sha256") != document["records_sha256"]:
-        return None
-    return bool(verification.get("passed"))
+    try:
+        verification = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SubmissionRejected(str(path), [f"unreadable verification file ({exc})"]) from None
+    return check_verification(verification, document)
+
+
+SHOWN_METRICS = tuple(TOLERANCES)
+
+
+def acceptance(document: dict[str, Any], verification: Verification) -> tuple[pd.DataFrame, list[str]]:
+    """Per task and shown metric: the claim, the re-run, the band and whether they agree.
+
+    Returns (table with columns task, metric, claimed, rerun, half_width, band, passed; problems,
+    one line per disagreement, failed re-run fit or missing re-run).
+    """
+    if verification.error:
+        return pd.DataFrame(), [f"not re-run: {verification.error}"]
+    problems = [f"re-run failed: {e}" for e in verification.frame.error.dropna()]
+    claimed = seed_scores(submissions_frame([document]))
+    ok = verification.frame[verification.frame.status == "ok"]
+    rerun = seed_scores(ok) if len(ok) else claimed.iloc[:0]
+    rows = []
+    for task_id in document["tasks"]:
+        mine, theirs = claimed[claimed.task == task_id], rerun[rerun.task == task_id]
+        if len(theirs) < len(mine):
+            problems.append(f"{task_id}: the re-run has {len(theirs)} of the {len(mine)} seeds")
+            continue
+        for metric, (atol, rtol) in TOLERANCES.items():
+            claim, again = float(mine[metric].mean()), float(theirs[metric].mean())
+            half_width = t_interval(theirs[metric].to_numpy())[0]
+            tol = atol + rtol * abs(claim)
+            band = tol + min(np.sqrt(2.0) * np.nan_to_num(half_width), SEED_BAND_CAP * tol)
+            passed = bool(abs(claim - again) <= band)
+            rows.append({"task": task_id, "metric": metric, "claimed": claim, "rerun": again, "half_width": half_width, "band": band, "passed": passed})
+            if not passed:
+                label = "main score" if metric == "main_score" else metric
+                problems.append(
+                    f"{task_id}: submitted {label} {claim:.4f} but the re-run on hidden instances gives {again:.4f} "
+                    f"(accepted +-{band:.4f})"
+                )
+    return pd.DataFrame(rows), problems

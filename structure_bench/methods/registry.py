@@ -19,16 +19,27 @@ from structure_bench.errors import StructureBenchError, UnknownMethodError
 METHOD_ENTRY_POINT_GROUP = "structure_bench.methods"
 _METHODS: dict[str, type] = {}
 _entry_points: dict[str, Any] | None = None
+_conflicts: dict[str, list[Any]] = {}
 
 T = TypeVar("T", bound=type)
 
 
-def register_method(name: str) -> Callable[[T], T]:
-    """Class decorator: ``@register_method("my-sae")`` makes the class runnable by that name."""
+def register_method(name: str, replace: bool = False) -> Callable[[T], T]:
+    """Class decorator: ``@register_method("my-sae")`` makes the class runnable by that name.
+
+    A name that is taken (registered here or by an installed package's entry point, the
+    built-in baselines included) is an error unless ``replace=True``.
+    """
 
     def decorate(cls: T) -> T:
-        if name in _METHODS and _METHODS[name] is not cls:
-            raise StructureBenchError(f"method {name!r} is already registered to {_METHODS[name].__qualname__}")
+        taken = _METHODS.get(name)
+        if taken is None and name in _plugin_entry_points():
+            taken = _plugin_entry_points()[name].value
+        if taken is not None and taken is not cls and taken != method_import_spec(cls) and not replace:
+            owner = taken if isinstance(taken, str) else method_import_spec(taken)
+            raise StructureBenchError(
+                f"method {name!r} is already registered to {owner}; pick another name or pass replace=True"
+            )
         _METHODS[name] = cls
         cls.method_name = name
         return cls
@@ -37,10 +48,39 @@ def register_method(name: str) -> Callable[[T], T]:
 
 
 def _plugin_entry_points() -> dict[str, Any]:
+    """Entry points by name; a name that two installed packages claim for different classes is an
+    error when it is looked up (neither silently shadows the other)."""
     global _entry_points
     if _entry_points is None:
-        _entry_points = {ep.name: ep for ep in entry_points(group=METHOD_ENTRY_POINT_GROUP)}
+        found: dict[str, Any] = {}
+        for ep in entry_points(group=METHOD_ENTRY_POINT_GROUP):
+            if ep.name in found and found[ep.name].value != ep.value:
+                _conflicts[ep.name] = [found[ep.name], ep]
+            found.setdefault(ep.name, ep)
+        _entry_points = found
     return _entry_points
+
+
+def _entry_point(name: str) -> Any:
+    """The entry point named ``name`` (None if none); two packages claiming it is an error."""
+    ep = _plugin_entry_points().get(name)
+    if name in _conflicts:
+        claims = " and ".join(f"{getattr(e.dist, 'name', '?')} ({e.value})" for e in _conflicts[name])
+        raise StructureBenchError(f"method {name!r} is claimed by two installed packages: {claims}; uninstall one")
+    return ep
+
+
+def registered_method(name: str) -> type | None:
+    """The class registered under ``name`` in this process or by an installed package's entry
+    point (loading it), or None; imports nothing a ``module:Class`` string names."""
+    if name in _METHODS:
+        return _METHODS[name]
+    ep = _entry_point(name)
+    if ep is None:
+        return None
+    cls = ep.load()
+    _METHODS.setdefault(name, cls)
+    return cls
 
 
 def _import_spec(spec: str) -> type:
@@ -59,14 +99,10 @@ def get_method(spec: str) -> type:
     """The method class for a registered name, an entry-point name, or a ``module:Class`` string."""
     if ":" in spec:
         return _import_spec(spec)
-    if spec in _METHODS:
-        return _METHODS[spec]
-    plugins = _plugin_entry_points()
-    if spec in plugins:
-        cls = plugins[spec].load()
-        _METHODS.setdefault(spec, cls)
+    cls = registered_method(spec)
+    if cls is not None:
         return cls
-    known = sorted(set(_METHODS) | set(plugins))
+    known = sorted(set(_METHODS) | set(_plugin_entry_points()))
     close = difflib.get_close_matches(spec, known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise UnknownMethodError(f"unknown method {spec!r}{hint} (see `structure-bench methods`)")

@@ -54,6 +54,42 @@ METRIC_DESCRIPTIONS: dict[str, str] = {
 }
 
 
+# Metrics bounded by construction (base name: the part after "<structure>/", less any "[label]").
+# Anything outside is a broken or edited record; the leaderboard refuses it.
+_UNIT_INTERVAL = (0.0, 1.0)
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    "fvu": (0.0, np.inf),
+    "explained_variance": (-np.inf, 1.0),
+    "dead_fraction": _UNIT_INTERVAL,
+    "dense_fraction": _UNIT_INTERVAL,
+    "shrinkage": (0.0, np.inf),
+    "mmcs_truth": _UNIT_INTERVAL,
+    "mmcs_learned": _UNIT_INTERVAL,
+    "mcc": _UNIT_INTERVAL,
+    "recovered@0.9": _UNIT_INTERVAL,
+    "detector_f1": _UNIT_INTERVAL,
+    "purity": _UNIT_INTERVAL,
+    "coverage": _UNIT_INTERVAL,
+    "subspace_f": _UNIT_INTERVAL,
+    "eta2": _UNIT_INTERVAL,
+    "absorption_rate": _UNIT_INTERVAL,
+    "absorption_free": _UNIT_INTERVAL,
+    "hedging": _UNIT_INTERVAL,
+    "spliced_accuracy": _UNIT_INTERVAL,
+    "clean_accuracy": _UNIT_INTERVAL,
+    "seed_mcc": _UNIT_INTERVAL,
+}
+
+
+def metric_range(name: str, n_latents: int) -> tuple[float, float]:
+    """The values metric ``name`` (e.g. ``frequencies/coverage[k=4]``, ``l0``) can take with
+    ``n_latents`` latents; (-inf, inf) for metrics without a bound."""
+    base = name.rpartition("/")[2].partition("[")[0]
+    if base == "l0":
+        return 0.0, float(n_latents)
+    return METRIC_RANGES.get("eta2" if base.startswith("eta2_") else base, (-np.inf, np.inf))
+
+
 def _as_float(array: np.ndarray) -> np.ndarray:
     return np.asarray(array, dtype=np.float64)
 
@@ -100,4 +136,4 @@ def evaluate(
     return scores
 
 
-__all__ = ["METRIC_DESCRIPTIONS", "evaluate", "normalise", "seed_mcc", "task_effect"]
+__all__ = ["METRIC_DESCRIPTIONS", "METRIC_RANGES", "evaluate", "metric_range", "normalise", "seed_mcc", "task_effect"]
