@@ -1,9 +1,13 @@
 """The activation cache: generate once, verify on every load.
 
 Layout: ``$STRUCTURE_BENCH_CACHE/<task id>-<hash of kwargs>/{arrays.npz, manifest.json}``.
-The manifest records the task's source hash (its code and checkpoints) and the fingerprint of the
-arrays. A cache whose arrays no longer match the fingerprint (corrupt) or whose source hash
-differs (stale) is rebuilt with a warning, never used.
+The manifest records the task's source hash (its code and checkpoints), the fingerprint of the
+arrays and their reference statistics (``structure_bench.identity``, so a cached load does not
+recompute them). A cache whose arrays no longer match the fingerprint (corrupt) or whose source
+hash differs (stale) is rebuilt with a warning, never used.
+
+The fingerprint hashes exact bytes, so it holds on this machine only: regenerated on another CPU,
+float arrays may differ in the last bit. What identifies a task across machines is its ``identity``.
 """
 
 from __future__ import annotations
@@ -139,7 +143,7 @@ def unflatten(flat: Any, layout: dict[str, Any]) -> TaskArrays:
 
 
 def fingerprint(flat: dict[str, np.ndarray]) -> str:
-    """sha256 over every array's name, dtype, shape and bytes, in name order."""
+    """sha256 over every array's name, dtype, shape and bytes, in name order (this machine only)."""
     digest = hashlib.sha256()
     for name in sorted(flat):
         array = np.ascontiguousarray(flat[name])
@@ -152,11 +156,11 @@ def fingerprint(flat: dict[str, np.ndarray]) -> str:
 
 
 def source_hash(task: Task) -> str:
-    """Hash of what defines the stored bytes: the task's files and the code that stores them."""
-    from structure_bench import structures
+    """Hash of what defines the stored bytes: the task's files and the code that stores and summarises them."""
+    from structure_bench import identity, structures
 
     digest = hashlib.sha256(f"format={FORMAT_VERSION}".encode())
-    for path in sorted(task.source_files()) + [Path(structures.__file__), Path(__file__)]:
+    for path in sorted(task.source_files()) + [Path(structures.__file__), Path(identity.__file__), Path(__file__)]:
         digest.update(path.name.encode())
         digest.update(Path(path).read_bytes())
     return digest.hexdigest()
@@ -170,13 +174,14 @@ def entry_dir(task: Task) -> Path:
 
 # -- load / store ---------------------------------------------------------------------------
 
-def _load(directory: Path, expected_source: str) -> tuple[TaskArrays, str] | str:
-    """The cached arrays and fingerprint, or the reason they cannot be used."""
+def _load(directory: Path, expected_source: str) -> tuple[TaskArrays, str, dict[str, Any]] | str:
+    """The cached arrays, fingerprint and statistics, or the reason they cannot be used."""
     manifest_path = directory / "manifest.json"
     try:
         manifest = json.loads(manifest_path.read_text())
         if manifest.get("source_hash") != expected_source:
             return "stale (the task's code or checkpoint changed)"
+        statistics = manifest["statistics"]
         with np.load(directory / "arrays.npz", allow_pickle=False) as npz:
             flat = {name: npz[name] for name in npz.files}
     except (OSError, ValueError, KeyError, json.JSONDecodeError, EOFError) as exc:
@@ -187,7 +192,7 @@ def _load(directory: Path, expected_source: str) -> tuple[TaskArrays, str] | str
     if actual != manifest.get("fingerprint"):
         return "corrupt (arrays do not match the recorded fingerprint)"
     try:
-        return unflatten(flat, manifest["layout"]), actual
+        return unflatten(flat, manifest["layout"]), actual, statistics
     except (KeyError, ValueError) as exc:
         return f"corrupt (layout does not match the arrays: {exc})"
 
@@ -206,8 +211,10 @@ def _store(directory: Path, flat: dict[str, np.ndarray], manifest: dict[str, Any
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def load_or_generate(task: Task) -> tuple[TaskArrays, str]:
-    """The task's arrays and fingerprint, from a verified cache entry or freshly generated."""
+def load_or_generate(task: Task) -> tuple[TaskArrays, str, dict[str, Any]]:
+    """The task's arrays, fingerprint and reference statistics, from a verified cache entry or freshly generated."""
+    from structure_bench.identity import statistics
+
     directory = entry_dir(task)
     expected_source = source_hash(task)
     if directory.exists():
@@ -220,6 +227,7 @@ def load_or_generate(task: Task) -> tuple[TaskArrays, str]:
     arrays = task.generate()
     flat, layout = flatten(arrays)
     digest = fingerprint(flat)
+    summary = statistics(arrays)
     manifest = {
         "task": task.id,
         "kwargs": getattr(task, "kwargs", {}),
@@ -227,10 +235,11 @@ def load_or_generate(task: Task) -> tuple[TaskArrays, str]:
         "fingerprint": digest,
         "format": FORMAT_VERSION,
         "layout": layout,
+        "statistics": summary,
     }
     try:
         _store(directory, flat, manifest)
     except OSError as exc:
         warnings.warn(f"could not write cache for {task.id} at {directory}: {exc}", CacheWarning, stacklevel=3)
     # Serve what round-trips through storage so cached and fresh runs see identical objects.
-    return unflatten(flat, layout), digest
+    return unflatten(flat, layout), digest, summary

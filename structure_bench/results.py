@@ -95,19 +95,25 @@ def validate_record(record: dict[str, Any], source: str = "record") -> None:
         raise StructureBenchError(f"{source}: invalid result record at {where}: {exc.message}") from None
 
 
-def write_json(target: Path, document: Any) -> Path:
-    """Write JSON atomically (a reader sees the whole file or none)."""
+def write_text(target: Path, text: str) -> Path:
+    """Write a text file atomically (a reader sees the whole file or none)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=target.suffix, dir=target.parent)
+    os.fchmod(fd, 0o644)  # mkstemp's 0600 would make the file private to this user
     try:
         with os.fdopen(fd, "w") as handle:
-            json.dump(document, handle, indent=1, sort_keys=True)
+            handle.write(text)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def write_json(target: Path, document: Any) -> Path:
+    """Write JSON atomically (a reader sees the whole file or none)."""
+    return write_text(target, json.dumps(document, indent=1, sort_keys=True))
 
 
 def write_record(directory: Path, record: dict[str, Any], name: str) -> Path:

@@ -1,11 +1,14 @@
 """Generators shared by the synthetic tasks (superposition, circles, manifold, hierarchy).
 
 Every function takes a ``numpy.random.Generator`` (or none) and computes in float64, so a task
-that seeds one generator and calls these in a fixed order is bit-identical on every machine.
+that seeds one generator and calls these in a fixed order is bit-identical on every run. On another
+CPU, what goes through BLAS/LAPACK (``orthonormal_rows``'s QR, matrix products) may differ in the
+last bit; a task's ``identity`` does not.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +32,12 @@ def orthonormal_rows(rng: np.random.Generator, r: int, d: int) -> np.ndarray:
 
 
 def zipf_rates(m: int, max_rate: float, exponent: float) -> np.ndarray:
-    """Firing probabilities [m] falling as max_rate * rank^-exponent (rank 1..m)."""
-    return max_rate * np.arange(1, m + 1, dtype=np.float64) ** -exponent
+    """Firing probabilities [m] falling as max_rate * rank^-exponent (rank 1..m).
+
+    Powers by libm's ``math.pow``, one rank at a time: numpy's vectorised ``**`` takes another code
+    path with AVX-512 than without and differs in the last bit (3 of superposition-v1's 64 rates).
+    """
+    return max_rate * np.array([math.pow(rank, -exponent) for rank in range(1, m + 1)])
 
 
 def correlated_firing(

@@ -1,8 +1,9 @@
 """The task base class: activations, inputs, ground truth, an optional model, and a card.
 
 A task subclass implements ``generate()`` (pure and deterministic: it returns the same bytes on
-every call and every machine); the base class caches what it returns, verifies the cache against
-its fingerprint, and serves splits. Tasks with a model also implement ``forward``.
+every call; on another CPU float arrays may differ in the last bit); the base class caches what it
+returns, verifies the cache against its exact fingerprint, gives the task a portable ``identity``
+(``structure_bench.identity``), and serves splits. Tasks with a model also implement ``forward``.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ import inspect
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from structure_bench.errors import StructureBenchError
 from structure_bench.structures import Structure
+
+if TYPE_CHECKING:
+    from structure_bench.identity import IdentityCheck
 
 Split = Literal["train", "test", "all"]
 
@@ -122,9 +126,13 @@ class Task:
         """Validation figures for the card, recomputed from the task's model and arrays."""
         return {}
 
+    def data_files(self) -> list[Path]:
+        """Shipped data files that define the task (checkpoints); their sha256 is part of its identity."""
+        return []
+
     def source_files(self) -> list[Path]:
-        """Files whose content defines the task (its code, checkpoints); they key the cache."""
-        return [Path(inspect.getfile(type(self)))]
+        """Files whose content defines the stored arrays (the task's code and data files); they key the cache."""
+        return [Path(inspect.getfile(type(self))), *self.data_files()]
 
     # -- provided -----------------------------------------------------------------------
     @property
@@ -135,14 +143,37 @@ class Task:
     def arrays(self) -> TaskArrays:
         from structure_bench.cache import load_or_generate
 
-        arrays, self._fingerprint = load_or_generate(self)
+        arrays, self._fingerprint, self._statistics = load_or_generate(self)
         return arrays
 
     @property
     def fingerprint(self) -> str:
-        """sha256 of the activations, splits and ground-truth arrays."""
+        """sha256 of the exact bytes of every array: the integrity check of this machine's cache only.
+
+        Float arrays differ in the last bit from one CPU to another, so compare tasks (records,
+        submissions) by ``identity``.
+        """
         self.arrays  # noqa: B018  (loading sets the fingerprint)
         return self._fingerprint
+
+    @property
+    def statistics(self) -> dict[str, Any]:
+        """The reference statistics of the task's arrays (``structure_bench.identity.statistics``)."""
+        self.arrays  # noqa: B018  (loading sets the statistics)
+        return self._statistics
+
+    @cached_property
+    def identity_check(self) -> IdentityCheck:
+        """The identity and whether it came from the task's pin (warns once if it differs from it)."""
+        from structure_bench.identity import check_identity
+
+        return check_identity(self)
+
+    @property
+    def identity(self) -> str:
+        """64-hex sha256 of what defines the task (id, kwargs, data files, reference statistics),
+        the same on every machine for a pinned task (see ``structure_bench.identity``)."""
+        return self.identity_check.identity
 
     @property
     def sites(self) -> list[str]:

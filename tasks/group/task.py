@@ -47,12 +47,11 @@ class GroupCompositionTask(Task):
             card=_HERE / "README.md",
         )
 
+    def data_files(self) -> list[Path]:
+        return [self.checkpoint]
+
     def source_files(self) -> list[Path]:
-        return [
-            *super().source_files(),
-            self.checkpoint,
-            *(_HERE / name for name in ("model.py", "analysis.py", "symmetric.py")),
-        ]
+        return [*super().source_files(), *(_HERE / name for name in ("model.py", "analysis.py", "symmetric.py"))]
 
     def generate(self) -> TaskArrays:
         weights = load_weights(self.checkpoint)

@@ -69,9 +69,11 @@ class ModularAdditionTask(Task):
             card=self.card,
         )
 
+    def data_files(self) -> list[Path]:
+        return [self.checkpoint]
+
     def source_files(self) -> list[Path]:
-        return [*super().source_files(), Path(__file__), HERE / "model.py", HERE / "fourier.py",
-                HERE / "structures.py", self.checkpoint]
+        return [*super().source_files(), Path(__file__), HERE / "model.py", HERE / "fourier.py", HERE / "structures.py"]
 
     # -- the model, in float64 ---------------------------------------------------------------
     @cached_property

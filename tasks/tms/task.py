@@ -57,8 +57,11 @@ class ToyModelOfSuperpositionTask(Task):
             card=Path(__file__).parent / "README.md",
         )
 
+    def data_files(self) -> list[Path]:
+        return [self.checkpoint]
+
     def source_files(self) -> list[Path]:
-        return [*super().source_files(), self.checkpoint, Path(__file__).parent / "model.py"]
+        return [*super().source_files(), Path(__file__).parent / "model.py"]
 
     def features(self) -> np.ndarray:
         """The seeded feature vectors x, [n_samples, n_features] float64."""

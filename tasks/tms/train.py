@@ -8,6 +8,7 @@ Elhage et al. (2022).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,8 +32,8 @@ class TrainConfig:
     seed: int = 0
 
     def importance(self) -> np.ndarray:
-        """Feature importances I_i = decay^i, [n_features]."""
-        return self.importance_decay ** np.arange(self.n_features)
+        """Feature importances I_i = decay^i, [n_features] (libm's pow: see ``synthetic.zipf_rates``)."""
+        return np.array([math.pow(self.importance_decay, i) for i in range(self.n_features)])
 
 
 def train(config: TrainConfig = TrainConfig(), log_every: int = 0) -> ReluOutputModel:
