@@ -17,25 +17,32 @@ import pandas as pd
 
 from structure_bench.errors import StructureBenchError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: task_identity, the portable identity of the task the record was made on
 RECORDS_DIR = "records"
 
 _number_or_null = {"type": ["number", "null"]}
 RESULT_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "https://structure-bench.dev/schema/result-v1.json",
+    "$id": "https://structure-bench.dev/schema/result-v2.json",
     "title": "structure_bench result record",
     "description": "One fitted method on one task cell and seed, scored on the task's test split.",
     "type": "object",
     "required": [
-        "schema_version", "task", "task_fingerprint", "site", "method", "method_spec", "params",
+        "schema_version", "task", "task_identity", "task_fingerprint", "site", "method", "method_spec", "params",
         "cell", "seed", "status", "error", "metrics", "main_score", "provenance",
     ],
     "additionalProperties": False,
     "properties": {
         "schema_version": {"const": SCHEMA_VERSION},
         "task": {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]+-v\d+$"},
-        "task_fingerprint": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "task_identity": {
+            "type": "string", "pattern": "^[0-9a-f]{64}$",
+            "description": "the task's portable identity (Task.identity): a record is current while it is unchanged",
+        },
+        "task_fingerprint": {
+            "type": "string", "pattern": "^[0-9a-f]{64}$",
+            "description": "exact bytes of the task's arrays on the machine that made the record (Task.fingerprint)",
+        },
         "site": {"type": "string"},
         "method": {"type": "string", "description": "registered name or module:Class spec"},
         "method_spec": {"type": "string", "description": "module:Class that re-imports the method"},
@@ -147,7 +154,8 @@ def load_records(directory: Path) -> list[dict[str, Any]]:
 
 ID_COLUMNS = [
     "task", "site", "method", "n_latents", "l0_target", "seed", "status", "error",
-    "main_score_name", "main_score", "wall_time_s", "peak_memory_mb", "task_fingerprint", "decoder_file",
+    "main_score_name", "main_score", "wall_time_s", "peak_memory_mb", "task_identity", "task_fingerprint",
+    "decoder_file",
 ]
 
 
@@ -169,6 +177,7 @@ def records_to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
                 "main_score": r["metrics"].get(r["main_score"]),
                 "wall_time_s": r["provenance"]["wall_time_s"],
                 "peak_memory_mb": r["provenance"]["peak_memory_mb"],
+                "task_identity": r["task_identity"],
                 "task_fingerprint": r["task_fingerprint"],
                 "decoder_file": r["provenance"].get("decoder_file"),
                 **r["metrics"],

@@ -37,7 +37,7 @@ from threadpoolctl import threadpool_limits
 from structure_bench.errors import StructureBenchError
 from structure_bench.methods import checked_outputs, get_method, method_import_spec, register_method
 from structure_bench.registry import TaskSpec, make, register_task, registry
-from structure_bench.results import read_record, record_name, write_record
+from structure_bench.results import SCHEMA_VERSION, read_record, record_name, write_record
 from structure_bench.task import Cell, Task
 
 DECODERS_DIR = "decoders"
@@ -297,8 +297,9 @@ def compute_unit(unit: WorkUnit, save_codes: bool = False, threads: int = 1) -> 
         except Exception as exc:  # a broken method must not stop the run
             error = f"method {unit.method} on {unit.describe()}: {_one_line(exc)}"
     record = {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "task": unit.task_id,
+        "task_identity": task.identity,
         "task_fingerprint": task.fingerprint,
         "site": unit.site,
         "method": unit.method,
@@ -350,8 +351,9 @@ def _package_version() -> str:
 def pending(units: list[WorkUnit], out: Path, retry_failed: bool = False) -> list[WorkUnit]:
     """The units without a current finished record (a failed record counts as finished unless retried).
 
-    A record is not current when it cannot be read, or was made on other data than the task gives
-    now (its fingerprint differs) or by another structure_bench version: those are recomputed.
+    A record is not current when it cannot be read, or was made on another task than this one now
+    (its ``task_identity`` differs; the portable identity, so a results folder moved to another
+    machine resumes) or by another structure_bench version: those are recomputed.
     """
     todo, stale = [], []
     for unit in units:
@@ -366,7 +368,7 @@ def pending(units: list[WorkUnit], out: Path, retry_failed: bool = False) -> lis
             todo.append(unit)
             continue
         if (
-            record["task_fingerprint"] != load_task(unit.task).fingerprint
+            record["task_identity"] != load_task(unit.task).identity
             or record["provenance"]["package_version"] != _package_version()
         ):
             todo.append(unit)
@@ -375,8 +377,8 @@ def pending(units: list[WorkUnit], out: Path, retry_failed: bool = False) -> lis
             todo.append(unit)
     if stale:
         warnings.warn(
-            f"recomputing {len(stale)} records (e.g. {stale[0].describe()}) made on other task data or by "
-            f"another structure_bench version than {_package_version()}",
+            f"recomputing {len(stale)} records (e.g. {stale[0].describe()}) made on another version of the task "
+            f"(its identity differs) or by another structure_bench version than {_package_version()}",
             stacklevel=2,
         )
     return todo

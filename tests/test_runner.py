@@ -17,7 +17,7 @@ from proc_tree import children
 
 import structure_bench as sb
 from structure_bench.cli import main
-from structure_bench.results import RESULT_SCHEMA, load_records, load_results, read_record, record_paths
+from structure_bench.results import RESULT_SCHEMA, SCHEMA_VERSION, load_records, load_results, read_record, record_paths
 from structure_bench.runner import plan, run
 from structure_bench.summary import summarise
 
@@ -31,6 +31,7 @@ def test_run_writes_one_valid_record_per_cell_and_seed(tmp_path: Path) -> None:
     assert len(records) == 4 and all(r["status"] == "ok" for r in records)
     assert len(record_paths(tmp_path)) == 4
     record = read_record(record_paths(tmp_path)[0])
+    assert record["task_identity"] == sb.make("toy-v1").identity
     assert record["task_fingerprint"] == sb.make("toy-v1").fingerprint
     assert record["provenance"]["wall_time_s"] > 0
     assert record["provenance"]["peak_memory_mb"] > 10
@@ -49,16 +50,18 @@ def test_rerun_skips_finished_cells(tmp_path: Path) -> None:
     assert run(units, tmp_path, progress=False) == []
 
 
-def test_records_of_other_task_data_or_another_version_are_recomputed(tmp_path: Path) -> None:
+def test_records_of_another_task_version_or_package_version_are_recomputed(tmp_path: Path) -> None:
     units = plan(["toy-v1"], ["toy_task:LeastSquares"], seeds=[0, 1])
     run(units, tmp_path, progress=False)
     paths = sorted(record_paths(tmp_path))
-    other_data, other_version = (json.loads(path.read_text()) for path in paths[:2])
-    other_data["task_fingerprint"] = "0" * 64
+    other_task, other_version, other_machine = (json.loads(path.read_text()) for path in paths[:3])
+    other_task["task_identity"] = "0" * 64
     other_version["provenance"]["package_version"] = "0.0.0-old"
-    for path, record in zip(paths, (other_data, other_version)):
+    # Made on another machine: other bytes (fingerprint), the same task (identity): still current.
+    other_machine["task_fingerprint"] = "0" * 64
+    for path, record in zip(paths, (other_task, other_version, other_machine)):
         path.write_text(json.dumps(record))
-    with pytest.warns(UserWarning, match="recomputing 2 records .* other task data or by another structure_bench"):
+    with pytest.warns(UserWarning, match="recomputing 2 records .* another version of the task .* or by another structure_bench"):
         again = run(units, tmp_path, progress=False)
 
     def cell_and_seed(record: dict) -> tuple:
@@ -178,7 +181,7 @@ def test_schema_rejects_a_broken_record(tmp_path: Path) -> None:
     with pytest.raises(sb.StructureBenchError, match=r"metrics/fvu"):
         load_records(tmp_path)
     assert main(["schema"]) == 0
-    assert RESULT_SCHEMA["properties"]["schema_version"]["const"] == 1
+    assert RESULT_SCHEMA["properties"]["schema_version"]["const"] == SCHEMA_VERSION == 2
 
 
 def test_sweeps_leave_out_nonnegative_methods_on_signed_sites() -> None:

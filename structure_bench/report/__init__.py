@@ -97,9 +97,9 @@ def task_section(results_dir: Path, frame: pd.DataFrame, summary: pd.DataFrame, 
     except StructureBenchError as exc:
         section.notes.append(f"figures from the ground truth skipped: {exc}")
         return section
-    if set(rows.task_fingerprint) != {task.fingerprint}:
+    if set(rows.task_identity) != {task.identity}:
         section.notes.append(
-            f"some records were made on other data than {task_id} gives now (fingerprint differs): "
+            f"some records were made on another version of {task_id} than it is now (identity differs): "
             "the figures draw the current task's inputs and ground truth"
         )
     if not ((rows.status == "ok") & rows.decoder_file.notna()).any():
