@@ -69,10 +69,11 @@ def cmd_tasks(args: argparse.Namespace) -> None:
                         for name, s in task.structures(site).items()
                     ),
                     "main_score": task.metadata.main_score if site == task.metadata.default_site else "",
+                    "identity": task.identity[:12] if site == task.sites[0] else "",
                 }
             )
     _print_frame(pd.DataFrame(rows))
-    print("\n* default site")
+    print("\n* default site; identity: the first 12 hex digits (`structure-bench identity` prints it whole)")
 
 
 def _format_value(value: Any) -> str:
@@ -89,7 +90,8 @@ def cmd_show(args: argparse.Namespace) -> None:
     task = make(args.task)
     print(task.card_text.rstrip())
     print(f"\n## {task.id}: recomputed now\n")
-    print(f"fingerprint: {task.fingerprint}")
+    print(f"identity:    {task.identity} ({_identity_status(task)})")
+    print(f"fingerprint: {task.fingerprint} (exact bytes of the arrays: this machine's cache only)")
     print(f"main score:  {task.metadata.main_score} (default site {task.metadata.default_site!r})")
     print(f"grid:        {', '.join(cell.name for cell in task.metadata.grid)}")
     for site in task.sites:
@@ -103,6 +105,46 @@ def cmd_show(args: argparse.Namespace) -> None:
         width = max(len(k) for k in figures)
         for key, value in figures.items():
             print(f"  {key:<{width}}  {_format_value(value)}")
+
+
+def _identity_status(task: Any) -> str:
+    """How the task's identity was reached, in words (see ``structure_bench.identity.IdentityCheck``)."""
+    check = task.identity_check
+    if check.status == "pinned":
+        return f"matches its pin in {check.pin_file}"
+    if check.status == "differs":
+        return f"differs from its pin in {check.pin_file}: {check.detail}"
+    if check.status == "other definition":
+        return f"not pinned: {check.detail}"
+    return "not pinned: from this machine's statistics; `structure-bench identity --pin` makes it portable"
+
+
+def cmd_identity(args: argparse.Namespace) -> None:
+    import os
+
+    from structure_bench.identity import check_identity, pin
+    from structure_bench.registry import list_tasks, make
+
+    differing = []
+    for task_id in args.tasks or list_tasks():
+        task = make(task_id)
+        if args.pin:
+            folder = task.identity_check.pin_file.parent
+            if not os.access(folder, os.W_OK):
+                print(f"{task.id}: {task.identity} (not pinned: {folder} is not writable)")
+                continue
+            pin(task)
+            task.identity_check = check_identity(task)
+            print(f"{task.id}: {task.identity} (pinned to {task.identity_check.pin_file})")
+            continue
+        print(f"{task.id}: {task.identity} ({_identity_status(task)})")
+        if task.identity_check.status == "differs":
+            differing.append(task.id)
+    if differing:
+        raise StructureBenchError(
+            f"{', '.join(differing)} differ from their pins: this machine gives other task data "
+            "(or the task changed: give it a new version, or re-pin with --pin)"
+        )
 
 
 def cmd_methods(args: argparse.Namespace) -> None:
@@ -206,6 +248,16 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="print a task's card and its validation figures, recomputed")
     show.add_argument("task", help="task id, e.g. pizza-v1")
     show.set_defaults(func=cmd_show)
+
+    identity = sub.add_parser(
+        "identity", help="print each task's portable identity and whether it matches its pin (fails if one differs)"
+    )
+    identity.add_argument("tasks", nargs="*", metavar="TASK", help="task ids (default: every registered task)")
+    identity.add_argument(
+        "--pin", action="store_true",
+        help="(re)write the pins (<task folder>/identity.json) from this machine's statistics, where the folder is writable",
+    )
+    identity.set_defaults(func=cmd_identity)
 
     sub.add_parser("methods", help="list registered methods and their parameters").set_defaults(func=cmd_methods)
     sub.add_parser("schema", help="print the JSON Schema of result records").set_defaults(func=cmd_schema)
