@@ -224,16 +224,24 @@ def cmd_submit(args: argparse.Namespace) -> None:
 def cmd_verify(args: argparse.Namespace) -> None:
     from structure_bench.leaderboard import verify
 
-    table = verify(args.name, args.board, args.tasks, args.out, jobs=args.jobs, progress=not args.quiet)
+    table = verify(args.name, args.board, args.tasks, args.out, jobs=args.jobs, progress=not args.quiet, method_files=args.method_file)
     _print_frame(table)
-    print(f"\n{args.name}: every task reproduces on fresh seeds")
+    print(f"\n{args.name}: every task reproduces on hidden instances")
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> None:
-    from structure_bench.leaderboard import write_board
+    from structure_bench.leaderboard import check_board, write_board
 
+    if args.check:
+        problems = check_board(args.board)
+        if problems:
+            raise StructureBenchError("the committed leaderboard is not what its files give: " + "; ".join(problems))
+        print(f"{args.board}: the pages are what its submissions and verifications give")
+        return
     board = write_board(args.board)
-    print(f"{len(board.submissions)} submissions on {len(board.tasks)} tasks -> {args.board}/README.md, {args.board}/index.html")
+    counts = pd.Series([e.status for e in board.entries.values()]).value_counts()
+    summary = ", ".join(f"{n} {status}" for status, n in counts.items())
+    print(f"{len(board.entries)} submissions ({summary}) on {len(board.tasks)} tasks -> {args.board}/README.md, {args.board}/index.html")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -312,17 +320,22 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--replace", action="store_true", help="overwrite a submission of the same name")
     submit.set_defaults(func=cmd_submit)
 
-    verify = sub.add_parser("verify", help="re-run a submission on fresh seeds; fail if its scores do not reproduce")
+    verify = sub.add_parser("verify", help="re-run a submission on hidden instances; fail if its scores do not reproduce")
     verify.add_argument("name", help="submission name (file name under submissions/ without .json)")
     verify.add_argument("--tasks", nargs="+", metavar="ID", help="ids to load its tasks by (default: its own)")
     verify.add_argument("--out", type=Path, help="re-run results directory (default: results/verify/NAME)")
     verify.add_argument("--board", type=Path, default=Path("leaderboard"), help=board_help)
     verify.add_argument("--jobs", type=int, default=1, help="parallel worker processes (default: 1)")
+    verify.add_argument(
+        "--method-file", action="append", default=[], type=Path, metavar="PATH",
+        help="the source file of a method that is not in an installed package (you vouch for it)",
+    )
     verify.add_argument("--quiet", action="store_true", help="no progress bar")
     verify.set_defaults(func=cmd_verify)
 
     leaderboard = sub.add_parser("leaderboard", help="regenerate README.md and index.html from the submissions")
     leaderboard.add_argument("--board", type=Path, default=Path("leaderboard"), help=board_help)
+    leaderboard.add_argument("--check", action="store_true", help="write nothing; fail if the pages differ from what the files give")
     leaderboard.set_defaults(func=cmd_leaderboard)
 
     report = sub.add_parser("report", help="write a self-contained HTML report with figures of a results directory")

@@ -142,6 +142,8 @@ class SyntheticTask(Task):
     ``validate``; the shared generators in this module are part of every such task's source.
     """
 
+    instance_seed = "seed"
+
     def clean_activations(self) -> np.ndarray:
         """The noiseless activations [n_samples, d] that the ground truth describes exactly."""
         raise NotImplementedError

@@ -104,6 +104,9 @@ class Task:
 
     metadata: TaskMetadata
     model_sites: tuple[str, ...] = ()
+    # The constructor parameter that draws a fresh instance of the same task (a synthetic task's
+    # generator seed, a trained task's split or sample seed); verify's hidden instances set it.
+    instance_seed: str | None = None
 
     def __init__(self, id: str, **params: Any) -> None:
         # Subclasses call this with their parameters (they key the cache), then set metadata.

@@ -29,6 +29,7 @@ class IdealPizzaTask(Task):
     """The analytic pizza: exact ground truth, 100% accuracy by construction."""
 
     model_sites = ("hidden", "embed")
+    instance_seed = "split_seed"
 
     def __init__(
         self,

@@ -39,6 +39,8 @@ class ToyModelOfSuperpositionTask(Task):
     their values x as per-sample coefficients.
     """
 
+    instance_seed = "sample_seed"
+
     def __init__(self, id: str, n_samples: int = 8000, n_train: int = 6000, sample_seed: int = 1) -> None:
         super().__init__(id, n_samples=n_samples, n_train=n_train, sample_seed=sample_seed)
         self.n_samples, self.n_train, self.sample_seed = n_samples, n_train, sample_seed
