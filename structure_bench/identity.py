@@ -2,7 +2,7 @@
 
 The exact ``fingerprint`` (``cache.fingerprint``) hashes every array's bytes; it checks the
 integrity of this machine's cache and nothing more, because float arrays differ in the last bit
-from one CPU to another (OpenBLAS and MKL choose other kernels, numpy's SIMD ``pow``/``exp`` are not
+from one CPU to another (OpenBLAS and MKL choose other kernels, numpy's AVX-512 ``**`` and ``arctan2`` are not
 libm's). ``Task.identity`` is the same on every machine:
 
     identity = sha256(canonical JSON {"definition": definition(task),
