@@ -92,3 +92,31 @@ def test_a_task_with_an_instance_seed_is_drawn_afresh() -> None:
     # Fresh random directions: no true direction of the hidden instance is near a public one.
     assert np.abs(hidden_truth @ public_truth.T).max() < 0.9
     assert hidden.metadata.main_score == task.metadata.main_score and hidden.metadata.grid == task.metadata.grid
+
+
+# Main score of the public truth used as a dictionary, on the public task and on a hidden
+# instance (measured, secret 4242): where the truth is made of the neuron axes (the pizzas), a
+# signed permutation maps the set of axes onto itself, so "the neurons" survive any map that keeps
+# activations non-negative; hierarchy-v1's main score (absorption) does not reward the truth.
+COPY_DROPS = {
+    "circles-v1": True, "clock-v1": True, "group-v1": True, "manifold-v1": True, "superposition-v1": True,
+    "tms-v1": True, "pizza-v1": False, "pizza-ideal-v1": False, "hierarchy-v1": False,
+}
+
+
+@pytest.mark.parametrize("task_id", sorted(COPY_DROPS))
+def test_copying_the_public_truth_fails_on_hidden_instances_except_where_the_truth_is_the_neurons(
+    task_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What verify can and cannot catch, task by task (README, "What it cannot guarantee")."""
+    from toy_leaderboard_methods import COPY_ENV
+
+    from structure_bench.leaderboard.verify import SEED_BAND_CAP, TOLERANCES
+
+    monkeypatch.setenv(COPY_ENV, task_id)
+    method = "toy_leaderboard_methods:CopiesPublicTruth"
+    main = sb.make(task_id).metadata.main_score
+    public, hidden = _metrics(task_id, method)[main], _metrics(_hidden(task_id, 4242), method)[main]
+    widest = TOLERANCES["main_score"][0] * (1 + SEED_BAND_CAP)
+    print(f"{task_id}: public {public:.3f}, hidden {hidden:.3f}")
+    assert (public - hidden > widest) == COPY_DROPS[task_id]

@@ -11,6 +11,7 @@ import structure_bench as sb
 from toy_task import LeastSquares
 
 ANSWER_ENV = "TOY_LEADERBOARD_ANSWER"
+COPY_ENV = "COPY_PUBLIC_TASK"
 
 
 def _pad(rows: np.ndarray, n_latents: int, seed: int) -> np.ndarray:
@@ -75,3 +76,19 @@ class ShipsAnswer(LeastSquares):
     def fit(self, X: np.ndarray) -> ShipsAnswer:
         self.decoder_ = _pad(np.load(os.environ[ANSWER_ENV]), self.n_latents, self.seed)
         return self
+
+
+class CopiesPublicTruth(LeastSquares):
+    """Cheat: the public task's primary truth (task named in $COPY_PUBLIC_TASK) as its dictionary,
+    with the oracle's codes."""
+
+    def fit(self, X: np.ndarray) -> CopiesPublicTruth:
+        from structure_bench_baselines.calibration import Oracle
+
+        truth = sb.make(os.environ[COPY_ENV]).primary_structure(split="train")
+        self.oracle_ = Oracle(n_latents=truth.size, l0_target=self.l0_target).fit(X, truth=truth)
+        self.n_latents, self.decoder_, self.decoder_bias_ = truth.size, self.oracle_.decoder_, self.oracle_.decoder_bias_
+        return self
+
+    def encode(self, X: np.ndarray) -> np.ndarray:
+        return self.oracle_.encode(X)

@@ -21,9 +21,13 @@ What ``verify`` does, in order:
    n - 1 degrees of freedom under normal seed noise. h comes from the re-run, not the claim, so a
    claim cannot widen its own band by reporting a wide seed spread; each re-run seed has its own
    instance, so h includes instance-to-instance variation. The seed term is capped at
-   ``SEED_BAND_CAP`` times the tolerance: with 3 seeds a noisy re-run would otherwise accept
-   almost anything (a method that copies a task's truth scores erratically on hidden instances,
-   and would widen its own band). ``TOLERANCES`` (atol, rtol) absorb what seed noise does not
+   ``SEED_BAND_CAP`` times the tolerance (a main score's band is at most 0.12): with 3 seeds a
+   noisy re-run would otherwise accept almost anything (a method that copies a task's truth scores
+   erratically on hidden instances, and would widen its own band). The cap is set by the seed
+   noise of the built-in baselines: on the previous board their claimed and fresh-seed main
+   scores differed by up to 0.07 (the random dictionary on pizza-v1, seed half-width 0.29), while
+   a method that copies the published truth loses 0.22-0.69 on a hidden instance of six of the
+   nine built-in tasks (tests/test_hidden.py). ``TOLERANCES`` (atol, rtol) absorb what seed noise does not
    model: methods whose score does not depend on the seed (h = 0) and float differences between
    machines.
 
@@ -71,7 +75,7 @@ VERIFIED_DIR = "verified"
 VERIFICATION_VERSION = 1
 # Per shown metric: (absolute, relative to the claim) tolerance added to the re-run's seed band.
 TOLERANCES: dict[str, tuple[float, float]] = {"main_score": (0.02, 0.0), "l0": (0.05, 0.05), "fvu": (0.005, 0.10)}
-SEED_BAND_CAP = 2.5
+SEED_BAND_CAP = 5.0
 SEED_LIMIT = 2**31
 
 VERIFICATION_SCHEMA: dict[str, Any] = {
