@@ -35,7 +35,8 @@ test: $(VENV)/.test-extras
 	@$(BIN)/pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
-# Run every built-in baseline on the default suite with 3 seeds, submit each, regenerate leaderboard/.
+# Run every built-in baseline on the default suite with 3 seeds, submit each, verify it on hidden
+# instances (3 more fits each), regenerate leaderboard/; `structure-bench leaderboard --check` checks it.
 leaderboard: setup
 	$(BIN)/python -m structure_bench.leaderboard.baselines --out results/leaderboard --board leaderboard --jobs 2
 
