@@ -13,14 +13,18 @@ What ``verify`` does, in order:
 4. Accepts per task and per shown metric (main score, L0, FVU) when the claimed mean c and the
    re-run mean r agree within the re-run's own seed noise:
 
-       |c - r| <= tol + min(sqrt(2) * h, SEED_BAND_CAP * tol),    tol = atol + rtol * |c|,
+       |c - r| <= tol + min(sqrt(n + 1) * h, SEED_BAND_CAP * tol),    tol = atol + rtol * |c|,
 
-   with h the half-width of the re-run's 95% t-interval over its n seeds. Why sqrt(2): h covers
-   one n-seed mean; c is a second, independent n-seed mean, so c - r has twice the variance, and
-   (c - r) / (s' sqrt(2 / n)), s' the re-run's seed standard deviation, is t-distributed with
-   n - 1 degrees of freedom under normal seed noise. h comes from the re-run, not the claim, so a
-   claim cannot widen its own band by reporting a wide seed spread; each re-run seed has its own
-   instance, so h includes instance-to-instance variation. The seed term is capped at
+   with h = t s' / sqrt(n) the half-width of the re-run's 95% t-interval over its n seeds (s' their
+   standard deviation). Each re-run seed has its own instance, so s' measures seed and
+   instance-to-instance variation together; the claim's seeds all ran on one instance (the public
+   one), so c is a single draw of the instance variation and, where that dominates,
+   var(c - r) = s'^2 (1 + 1 / n): sqrt(n + 1) h = t s' sqrt(1 + 1 / n), and (c - r) over that
+   standard error is t-distributed with n - 1 degrees of freedom. (Measured: batchtopk-sae's main
+   score on circles-v1 at w32-k3 is 0.931 on the public instance, 0.988 / 0.904 / 0.952 on
+   instances 1-3, 0.927 on the public instance permuted: instance, not permutation, variation.)
+   h comes from the re-run, not the claim, so a claim cannot widen its own band by reporting a
+   wide seed spread. The seed term is capped at
    ``SEED_BAND_CAP`` times the tolerance (a main score's band is at most 0.12): with 3 seeds a
    noisy re-run would otherwise accept almost anything (a method that copies a task's truth scores
    erratically on hidden instances, and would widen its own band). The cap is set by the seed
@@ -349,7 +353,7 @@ def acceptance(document: dict[str, Any], verification: Verification) -> tuple[pd
             claim, again = float(mine[metric].mean()), float(theirs[metric].mean())
             half_width = t_interval(theirs[metric].to_numpy())[0]
             tol = atol + rtol * abs(claim)
-            band = tol + min(np.sqrt(2.0) * np.nan_to_num(half_width), SEED_BAND_CAP * tol)
+            band = tol + min(np.sqrt(len(theirs) + 1.0) * np.nan_to_num(half_width), SEED_BAND_CAP * tol)
             passed = bool(abs(claim - again) <= band)
             rows.append({"task": task_id, "metric": metric, "claimed": claim, "rerun": again, "half_width": half_width, "band": band, "passed": passed})
             if not passed:
