@@ -1,10 +1,10 @@
 """Hidden instances: a task as ``verify`` re-runs it, drawn from a secret only at verify time.
 
-A hidden instance of task T is T rebuilt with a secret value of its ``instance_seed`` parameter (a
-synthetic task's generator seed: new directions, codes, noise and split; a trained task's split
-or sample seed) and then, at every site, its units put through a secret signed permutation
-x'[j] = s_j x[p_j] (signs only at sites with negative values, so non-negative sites stay
-non-negative). Every metric is invariant under such a map once the ground truth is mapped with it:
+A hidden instance of task T is T with, at every site, its units put through a secret signed
+permutation x'[j] = s_j x[p_j] (signs only at sites with negative values, so non-negative sites
+stay non-negative); a *fresh* one is first rebuilt with a secret value of T's ``instance_seed``
+parameter (a synthetic task's generator seed: new directions, codes, noise and split; TMS's
+sample seed), so it is an instance nobody has seen. Every metric is invariant under such a map once the ground truth is mapped with it:
 cosines between decoder rows and true directions, projections onto true subspaces, FVU, and codes
 (hence L0 and every eta^2) do not change, and the model's forward pass undoes the map before it
 runs. So an honest method scores on a hidden instance what it scores on T, up to seed and
@@ -25,10 +25,11 @@ from structure_bench.structures import Directions, Structure, Subspaces
 from structure_bench.task import Split, Task, TaskArrays
 
 
-def hidden_task_id(task_id: str, secret: int) -> str:
-    """The id a hidden instance registers under: ``pizza-v1`` -> ``pizza.hidden-<secret hex>-v1``."""
+def hidden_task_id(task_id: str, secret: int, fresh: bool = False) -> str:
+    """The id a hidden instance registers under: ``pizza-v1`` -> ``pizza.hidden-<secret hex>-v1``
+    (``pizza.fresh-<secret hex>-v1`` when fresh)."""
     _, name, version = parse_task_id(task_id)
-    return f"{name}.hidden-{secret:x}-v{version}"
+    return f"{name}.{'fresh' if fresh else 'hidden'}-{secret:x}-v{version}"
 
 
 class SignedPermutation:
@@ -65,17 +66,19 @@ class SignedPermutation:
 
 
 class HiddenInstance(Task):
-    """Task ``base`` drawn afresh from ``secret`` (see the module docstring).
+    """Task ``base`` with its units mapped by a secret permutation, and when ``fresh`` (and the task
+    has an ``instance_seed``) rebuilt from ``secret`` first (see the module docstring).
 
-    Register it under ``hidden_task_id(base, secret)`` so that the runner and its workers build it.
+    Register it under ``hidden_task_id(base, secret, fresh)`` so that the runner and its workers
+    build it.
     """
 
-    def __init__(self, id: str, base: str, secret: int) -> None:
-        super().__init__(id, base=base, secret=secret)
+    def __init__(self, id: str, base: str, secret: int, fresh: bool = False) -> None:
+        super().__init__(id, base=base, secret=secret, fresh=fresh)
         self.secret = secret
         public = make(base)
         seed_param = type(public).instance_seed
-        self.base = make(base, **{seed_param: secret}) if seed_param else public
+        self.base = make(base, **{seed_param: secret}) if fresh and seed_param else public
         self.metadata = replace(self.base.metadata, id=id, card=None)
         self.model_sites = self.base.model_sites
 

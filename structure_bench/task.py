@@ -105,7 +105,8 @@ class Task:
     metadata: TaskMetadata
     model_sites: tuple[str, ...] = ()
     # The constructor parameter that draws a fresh instance of the same task (a synthetic task's
-    # generator seed, a trained task's split or sample seed); verify's hidden instances set it.
+    # generator seed, fresh samples through a trained model); verify ranks by instances drawn
+    # with a secret value of it. None: the task is one instance (a trained model on all its inputs).
     instance_seed: str | None = None
 
     def __init__(self, id: str, **params: Any) -> None:

@@ -13,10 +13,10 @@ from structure_bench.hidden import HiddenInstance, SignedPermutation, hidden_tas
 from structure_bench.runner import compute_unit, plan
 
 
-def _hidden(task_id: str, secret: int) -> str:
-    hidden = hidden_task_id(task_id, secret)
+def _hidden(task_id: str, secret: int, fresh: bool = False) -> str:
+    hidden = hidden_task_id(task_id, secret, fresh)
     if hidden not in sb.list_tasks():
-        sb.register_task(hidden, entry_point=HiddenInstance, base=task_id, secret=secret)
+        sb.register_task(hidden, entry_point=HiddenInstance, base=task_id, secret=secret, fresh=fresh)
     return hidden
 
 
@@ -42,9 +42,9 @@ def _metrics(task_id: str, method: str, site: str | None = None) -> dict[str, fl
 @pytest.mark.parametrize(("task_id", "site"), [("mini-pizza-v1", "hidden"), ("mini-pizza-v1", "embed"), ("toy-v1", None)])
 @pytest.mark.parametrize("method", ["oracle", "pca"])
 def test_every_metric_is_unchanged_on_a_permuted_instance(task_id: str, site: str | None, method: str) -> None:
-    """These tasks have no instance seed, so the hidden instance is the same data with its units
-    signed-permuted: every metric of a method that is equivariant under that map (the oracle, PCA)
-    must agree. (A random dictionary is not: its draw is not permuted with the data.)"""
+    """A (not fresh) hidden instance is the same data with its units signed-permuted: every metric
+    of a method that is equivariant under that map (the oracle, PCA) must agree. (A random
+    dictionary is not: its draw is not permuted with the data.)"""
     public, hidden = _metrics(task_id, method, site), _metrics(_hidden(task_id, 12345), method, site)
     assert public.keys() == hidden.keys()
     if task_id == "toy-v1":
@@ -60,9 +60,9 @@ def test_every_metric_is_unchanged_on_a_permuted_instance(task_id: str, site: st
 
 
 def test_the_model_reads_the_hidden_instance_through_the_inverse_map() -> None:
-    hidden = sb.make(_hidden("pizza-ideal-v1", 99))
+    hidden = sb.make(_hidden("pizza-ideal-v1", 99, fresh=True))
     base = hidden.base
-    assert base.kwargs["split_seed"] == 99
+    assert base.kwargs["split_seed"] == 0  # a trained task has no instance seed: one instance, permuted
     for site in ("hidden", "embed"):
         X = base.activations(site, "test")
         assert np.array_equal(hidden.activations(site, "test"), hidden.maps[site].apply(X))
@@ -85,8 +85,9 @@ def test_the_hidden_instance_is_permuted_and_keeps_non_negative_sites_non_negati
 
 def test_a_task_with_an_instance_seed_is_drawn_afresh() -> None:
     task = sb.make("superposition-v1")
-    hidden = sb.make(_hidden("superposition-v1", 777))
+    hidden = sb.make(_hidden("superposition-v1", 777, fresh=True))
     assert hidden.base.kwargs["seed"] == 777 and task.kwargs["seed"] == 0
+    assert sb.make(_hidden("superposition-v1", 777)).base.kwargs["seed"] == 0
     public_truth = task.primary_structure().vectors
     hidden_truth = hidden.primary_structure().vectors
     # Fresh random directions: no true direction of the hidden instance is near a public one.
@@ -116,6 +117,7 @@ def test_copying_the_public_truth_fails_on_hidden_instances_except_where_the_tru
     monkeypatch.setenv(COPY_ENV, task_id)
     method = "toy_leaderboard_methods:CopiesPublicTruth"
     main = sb.make(task_id).metadata.main_score
+    # The permuted public instance: what verify compares a claim with.
     public, hidden = _metrics(task_id, method)[main], _metrics(_hidden(task_id, 4242), method)[main]
     widest = TOLERANCES["main_score"][0] * (1 + SEED_BAND_CAP)
     print(f"{task_id}: public {public:.3f}, hidden {hidden:.3f}")

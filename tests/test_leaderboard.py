@@ -90,9 +90,11 @@ def test_a_valid_run_is_submitted_verified_on_hidden_instances_and_ranked(runs: 
     assert main(argv + [f"--method-file={f}" for f in TRUSTED]) == 0
     verification = json.loads(verification_path(board, "RepeatedDirections").read_text())
     instances = verification["instances"]
-    assert len(instances) == 3 and {i["task"] for i in instances.values()} == {"toy-v1"}
-    assert len({i["secret"] for i in instances.values()}) == 3 and not {i["seed"] for i in instances.values()} & {0, 1, 2}
-    assert {r["task"] for r in verification["records"]} == set(instances) and len(verification["records"]) == 6
+    # Per claimed seed a permuted instance (compared with the claim) and a fresh one (ranked by).
+    assert len(instances) == 6 and {i["task"] for i in instances.values()} == {"toy-v1"}
+    assert sorted(i["fresh"] for i in instances.values()) == [False] * 3 + [True] * 3
+    assert len({i["secret"] for i in instances.values()}) == 6 and not {i["seed"] for i in instances.values()} & {0, 1, 2}
+    assert {r["task"] for r in verification["records"]} == set(instances) and len(verification["records"]) == 12
     assert main(["leaderboard", "--board", str(board)]) == 0
     readme = (board / "README.md").read_text()
     assert re.search(r"\| 1 \| RepeatedDirections \| toy\\_leaderboard\\_methods:RepeatedDirections \| 1\.00 \| 1 \| [\d.]+ \| [\d.]+ \|", readme)
@@ -109,7 +111,9 @@ def test_the_board_shows_the_re_run_not_the_claim(runs: dict[str, Path], tmp_pat
     built = build_board(board)
     claimed = pd.DataFrame(read_submission(board / "submissions" / "RepeatedDirections.json")["records"]).seed
     shown = built.entries["RepeatedDirections"].frame
-    assert set(shown.seed).isdisjoint(set(claimed)) and len(shown) == 6
+    instances = json.loads(verification_path(board, "RepeatedDirections").read_text())["instances"]
+    fresh_seeds = {i["seed"] for i in instances.values() if i["fresh"]}
+    assert set(shown.seed) == fresh_seeds and set(shown.seed).isdisjoint(set(claimed)) and len(shown) == 6
     assert built.per_task.main_score.iloc[0] == pytest.approx(shown.main_score.mean())
 
 

@@ -14,10 +14,11 @@ class ToyTask(Task):
     """m sparse non-negative features in d dims; a linear read-out 'model' picks the strongest."""
 
     model_sites = ("hidden",)
+    instance_seed = "seed"
 
-    def __init__(self, id: str, n_samples: int = 600, d: int = 8, m: int = 6) -> None:
-        super().__init__(id, n_samples=n_samples, d=d, m=m)
-        self.n_samples, self.d, self.m = n_samples, d, m
+    def __init__(self, id: str, n_samples: int = 600, d: int = 8, m: int = 6, seed: int = 0) -> None:
+        super().__init__(id, n_samples=n_samples, d=d, m=m, seed=seed)
+        self.n_samples, self.d, self.m, self.seed = n_samples, d, m, seed
         self.metadata = TaskMetadata(
             id=id,
             description="planted sparse features (test fixture)",
@@ -29,7 +30,7 @@ class ToyTask(Task):
         )
 
     def generate(self) -> TaskArrays:
-        rng = np.random.default_rng(0)
+        rng = np.random.default_rng(self.seed)
         G = rng.normal(size=(self.m, self.d))
         G /= np.linalg.norm(G, axis=1, keepdims=True)
         on = rng.random((self.n_samples, self.m)) < 0.2

@@ -44,8 +44,8 @@ class Entry:
         reproduce, or the verification is broken), "not verified", "stale" (made on another
         version of a task) or "refused" (the file itself is invalid).
     reason : why an entry is not ranked (None when it is verified or a reference).
-    frame : the verifier's re-run records (``records_to_frame`` rows, public task ids); empty unless
-        verified or a reference.
+    frame : the verifier's re-run records it is ranked by (``Verification.ranked``, public task ids);
+        empty unless verified or a reference.
     """
 
     name: str
@@ -108,7 +108,7 @@ def _entry(board: Path, document: dict[str, Any], identities: dict[str, str]) ->
     if problems:
         return Entry(name, document, "FAILED", _first(problems), empty)
     status = STATUS_REFERENCE if verification.reference else STATUS_RANKED
-    return Entry(name, document, status, None, verification.frame[verification.frame.status == "ok"])
+    return Entry(name, document, status, None, verification.ranked[verification.ranked.status == "ok"])
 
 
 def current_identities(task_ids: Iterable[str]) -> dict[str, str]:

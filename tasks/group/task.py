@@ -28,7 +28,6 @@ class GroupCompositionTask(Task):
     """
 
     model_sites = ("hidden", "embed")
-    instance_seed = "split_seed"
 
     def __init__(self, id: str, test_fraction: float = 0.25, split_seed: int = 0) -> None:
         super().__init__(id, test_fraction=test_fraction, split_seed=split_seed)

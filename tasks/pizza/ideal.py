@@ -29,7 +29,6 @@ class IdealPizzaTask(Task):
     """The analytic pizza: exact ground truth, 100% accuracy by construction."""
 
     model_sites = ("hidden", "embed")
-    instance_seed = "split_seed"
 
     def __init__(
         self,

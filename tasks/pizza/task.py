@@ -38,7 +38,6 @@ class ModularAdditionTask(Task):
     """
 
     model_sites = ("hidden", "embed")
-    instance_seed = "split_seed"
     checkpoint: Path = HERE / "pizza.safetensors"
     neuron_form: str = "pizza"
     description = (
