@@ -32,7 +32,7 @@ What ``verify`` does, in order:
    erratically on hidden instances, and would widen its own band). The cap is set by the seed
    noise of the built-in baselines: on the previous board their claimed and fresh-seed main
    scores differed by up to 0.07 (the random dictionary on pizza-v1, seed half-width 0.29), while
-   a method that copies the published truth loses 0.22-0.69 on a hidden instance of six of the
+   a method that copies the published truth loses 0.21-0.69 on a permuted instance of six of the
    nine built-in tasks (tests/test_hidden.py). ``TOLERANCES`` (atol, rtol) absorb what seed noise does not
    model: methods whose score does not depend on the seed (h = 0) and float differences between
    machines.
