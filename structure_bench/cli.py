@@ -218,7 +218,8 @@ def cmd_submit(args: argparse.Namespace) -> None:
     from structure_bench.registry import list_tasks
 
     path = submit(args.results, args.method, args.tasks or list_tasks(), args.board, args.name, args.replace)
-    print(f"submitted {args.results} as {path}; check it with `structure-bench verify {path.stem}`")
+    vouch = " --method-file FILE.py" if ":" in args.method else ""  # a module that is not installed
+    print(f"submitted {args.results} as {path}; check it with `structure-bench verify {path.stem}{vouch}`")
 
 
 def cmd_verify(args: argparse.Namespace) -> None:
