@@ -199,6 +199,9 @@ def test_methods_that_read_the_public_truth_or_ship_the_answer_fail_on_hidden_in
     with pytest.raises(SubmissionRejected, match=r"toy-v1: submitted main score 1\.0000 but the re-run on hidden instances gives 0\.[0-8]"):
         _verify(path.stem, board, tmp_path)
     assert _statuses(board) == {path.stem: "FAILED"}
+    # The failing task was re-run on three more permuted instances (the second stage), in vain.
+    instances = json.loads(verification_path(board, path.stem).read_text())["instances"].values()
+    assert sorted(i["fresh"] for i in instances) == [False] * 6 + [True] * 3
 
 
 def test_a_method_that_declares_it_uses_the_truth_is_a_reference_never_ranked(runs: dict[str, Path], tmp_path: Path) -> None:
