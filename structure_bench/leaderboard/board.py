@@ -172,7 +172,8 @@ MARKDOWN_SPECIAL = set("\\`*_[]<>|~&")
 
 RANK_NOTE = (
     "Ranked: only submissions whose verification reproduced, by the verifier's own re-run on hidden "
-    "instances (fresh secret instances of each task, units permuted), never by the submitted numbers. "
+    "instances (each task's units secretly permuted; for the synthetic tasks and TMS, fresh instances "
+    "drawn from a secret seed), never by the submitted numbers. "
     "Rank by the mean over tasks of each submission's rank on that task (1 = best). A task a submission "
     "has no score on (a method that needs non-negative activations skips signed sites) counts as a tie "
     "for last place there: leaving tasks out never raises a rank."
