@@ -131,24 +131,31 @@ def l0_ratios(frame: pd.DataFrame) -> pd.Series:
     return (frame.l0 / frame.l0_target).groupby(frame.submission).mean()
 
 
+def within_l0_budget(frame: pd.DataFrame, budget: float = L0_BUDGET) -> pd.DataFrame:
+    """The rows of the submissions whose ``l0_ratios`` are at most ``budget``."""
+    ratios = l0_ratios(frame)
+    return frame[frame.submission.isin(ratios.index[ratios <= budget])]
+
+
+def _bounds(sparse: pd.DataFrame) -> pd.Series:
+    """Per task: ``FVU_MULTIPLE`` x the lowest mean FVU among ``sparse``'s submissions + ``FVU_SLACK``."""
+    return FVU_MULTIPLE * sparse.groupby(["submission", "task"]).fvu.mean().groupby("task").min() + FVU_SLACK
+
+
 def fvu_bounds(frame: pd.DataFrame, budget: float = L0_BUDGET) -> pd.Series:
     """Per task: the largest mean FVU within the budget, ``FVU_MULTIPLE`` x the lowest mean FVU of
     the submissions within the L0 budget plus ``FVU_SLACK``."""
-    ratios = l0_ratios(frame)
-    sparse = frame[frame.submission.isin(ratios.index[ratios <= budget])]
-    best = sparse.groupby(["submission", "task"]).fvu.mean().groupby("task").min()
-    return FVU_MULTIPLE * best + FVU_SLACK
+    return _bounds(within_l0_budget(frame, budget))
 
 
 def budget_frame(frame: pd.DataFrame, budget: float = L0_BUDGET) -> pd.DataFrame:
     """The rows of submissions within the L0 budget, less each (submission, task) whose mean FVU
     is over ``fvu_bounds``."""
-    ratios = l0_ratios(frame)
-    sparse = frame[frame.submission.isin(ratios.index[ratios <= budget])]
+    sparse = within_l0_budget(frame, budget)
     if sparse.empty:
         return sparse
     fvu = sparse.groupby(["submission", "task"]).fvu.transform("mean")
-    bound = sparse.task.map(fvu_bounds(frame, budget)).astype(float)
+    bound = sparse.task.map(_bounds(sparse)).astype(float)
     return sparse[fvu.round(DECIMALS) <= bound.round(DECIMALS)]
 
 

@@ -297,11 +297,12 @@ def verify(
                  and r["seed"] == verification["instances"][r["task"]]["seed"]),
                 key=lambda r: (r["task"], r["cell"]["n_latents"], r["cell"]["l0_target"]),
             )
+            verification["sha256"] = document_digest(verification)
 
         rerun(_hidden_instances(document, task_ids, draw))
         # Second stage: with three seeds a re-run's spread is often underestimated by chance, so a
         # task that fails gets as many seeds again on permuted instances and is judged on all.
-        table, _ = acceptance(document, check_verification({**verification, "sha256": document_digest(verification)}, document))
+        table, _ = acceptance(document, check_verification(verification, document))
         failed = set(table.task[~table.passed]) if len(table) else set()
         if failed:
             rerun(_hidden_instances(document, [t for t in task_ids if t.rpartition(":")[2] in failed], draw, fresh_too=False))
