@@ -56,6 +56,7 @@ class NMFMethod(_IterativeMethod):
     """Non-negative matrix factorisation (multiplicative updates), for non-negative sites (e.g. post-ReLU activations)."""
 
     requires_nonnegative = True
+    nonnegative_codes = True
 
     def _check_non_negative(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 import pandas as pd
 
@@ -46,6 +47,49 @@ def _parse_params(items: Sequence[str]) -> dict[str, dict[str, Any]]:
             value = raw
         params.setdefault(method, {})[key] = value
     return params
+
+
+def _count(minimum: int) -> Any:
+    """An argparse type: an integer >= ``minimum``, else a one-line usage error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value}: must be at least {minimum}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def _cell(text: str) -> Any:
+    """``NxK`` (n_latents x l0_target), e.g. ``256x8`` -> Cell(256, 8)."""
+    from structure_bench.task import Cell
+
+    width, sep, l0 = text.lower().partition("x")
+    if not sep or not width.isdigit() or not l0.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not N_LATENTSxL0, e.g. 256x8")
+    return Cell(int(width), int(l0))
+
+
+def _cells(args: argparse.Namespace) -> list[Any] | None:
+    """The cells chosen by --cells, or by --widths x --l0 (all pairs); None: each task's own grid."""
+    from structure_bench.task import Cell
+
+    if args.cells and (args.widths or args.l0):
+        raise StructureBenchError("give --cells, or --widths with --l0, not both")
+    if bool(args.widths) != bool(args.l0):
+        raise StructureBenchError("--widths and --l0 go together (every width is run at every L0)")
+    if args.widths:
+        return [Cell(width, l0) for width in args.widths for l0 in args.l0]
+    return args.cells
+
+
+# The calibration references every normalised score is computed against (SPEC 2).
+CALIBRATION_METHODS = ("oracle", "random")
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -177,17 +221,22 @@ def report_tables(out: Path) -> None:
     failures = frame[frame.status == "failed"]
     if len(failures):
         print(f"\n{len(failures)} failed fits:")
-        for error in failures.error:
-            print(f"  {error}")
+        _print_frame(failures[["task", "site", "method", "n_latents", "l0_target", "seed", "error"]])
 
 
-def cmd_run(args: argparse.Namespace) -> None:
+def cmd_run(args: argparse.Namespace) -> int:
     from structure_bench.registry import list_tasks
     from structure_bench.runner import plan, run
 
+    if args.plots:
+        from structure_bench.report.figures import require_matplotlib
+
+        require_matplotlib("--plots (the report's figures)")
     tasks = args.tasks or list_tasks()
-    methods = args.methods or default_methods()
-    units = plan(tasks, methods, args.seeds, site=args.site, params=_parse_params(args.param))
+    methods = list(dict.fromkeys(args.methods or default_methods()))
+    if not args.no_calibration:
+        methods += [m for m in CALIBRATION_METHODS if m not in methods]
+    units = plan(tasks, methods, args.seeds, site=args.site, params=_parse_params(args.param), cells=_cells(args))
     started = time.perf_counter()
     records = run(
         units, args.out, jobs=args.jobs, retry_failed=args.retry_failed, progress=not args.quiet, save_codes=args.plots,
@@ -201,6 +250,27 @@ def cmd_run(args: argparse.Namespace) -> None:
         from structure_bench.report import write_report
 
         print(f"report: {write_report(args.out, jobs=args.jobs)}")
+    failed = failed_units(units, Path(args.out))
+    if failed:
+        print(
+            f"structure-bench: {len(failed)} of {len(units)} fits failed (listed above; `--retry-failed` re-runs them)"
+            + ("" if args.allow_failures else "; exit status 1 (--allow-failures exits 0)"),
+            file=sys.stderr,
+        )
+        return 0 if args.allow_failures else 1
+    return 0
+
+
+def failed_units(units: Sequence[Any], out: Path) -> list[Any]:
+    """The units of ``units`` whose record in ``out`` is a failure (this run's or an earlier one's)."""
+    from structure_bench.results import RECORDS_DIR, read_record
+
+    failed = []
+    for unit in units:
+        path = out / RECORDS_DIR / unit.record_name
+        if path.exists() and read_record(path)["status"] == "failed":
+            failed.append(unit)
+    return failed
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -232,6 +302,7 @@ def cmd_verify(args: argparse.Namespace) -> None:
 
 def cmd_leaderboard(args: argparse.Namespace) -> None:
     from structure_bench.leaderboard import check_board, write_board
+    from structure_bench.leaderboard.board import malformed_files
 
     if args.check:
         problems = check_board(args.board)
@@ -240,13 +311,23 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
         print(f"{args.board}: the pages are what its submissions and verifications give")
         return
     board = write_board(args.board)
+    for line in malformed_files(board, args.board):
+        print(f"structure-bench: warning: skipped {line}", file=sys.stderr)
     counts = pd.Series([e.status for e in board.entries.values()]).value_counts()
     summary = ", ".join(f"{n} {status}" for status, n in counts.items())
     print(f"{len(board.entries)} submissions ({summary}) on {len(board.tasks)} tasks -> {args.board}/README.md, {args.board}/index.html")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error (like every other error of the command line)."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.partition(" ")[2]  # "structure-bench run" -> "run"
+        self.exit(2, f"structure-bench: error: {command + ': ' if command else ''}{message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="structure-bench",
         description="Train dictionary learners on networks whose structure is known and score what they find.",
     )
@@ -277,16 +358,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--methods", nargs="+", metavar="SPEC",
         help="registered names or module:Class specs (default: the built-in baselines)",
     )
-    run.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="N", help="seeds (default: 0)")
+    run.add_argument("--seeds", nargs="+", type=_count(0), default=[0], metavar="N", help="seeds (default: 0)")
+    run.add_argument(
+        "--cells", nargs="+", type=_cell, metavar="NxK",
+        help="cells to run instead of each task's grid: N latents at L0 target K, e.g. 256x8 1024x8",
+    )
+    run.add_argument("--widths", nargs="+", type=_count(1), metavar="N", help="with --l0: run every width at every L0")
+    run.add_argument("--l0", nargs="+", type=_count(1), metavar="K", help="L0 targets for --widths")
     run.add_argument("--site", help="activation site (default: each task's default site)")
     run.add_argument("--out", required=True, type=Path, help="results directory (a re-run resumes it)")
     run.add_argument("--param", action="append", default=[], metavar="METHOD.KEY=VALUE", help="method hyperparameter")
     run.add_argument(
-        "--jobs", type=int, default=1,
+        "--jobs", type=_count(1), default=1,
         help="units at once: local worker processes, or a local Ray instance of JOBS x THREADS CPUs (default: 1)",
     )
     run.add_argument(
-        "--threads", type=int, default=1,
+        "--threads", type=_count(1), default=1,
         help="torch/BLAS threads per unit, the same under every executor so results are identical (default: 1)",
     )
     run.add_argument(
@@ -300,6 +387,14 @@ def build_parser() -> argparse.ArgumentParser:
         "results come back to this process, so OUT need not be shared",
     )
     run.add_argument("--retry-failed", action="store_true", help="re-run cells whose record is a failure")
+    run.add_argument(
+        "--allow-failures", action="store_true",
+        help="exit 0 even when fits failed (default: exit status 1, after the failure table)",
+    )
+    run.add_argument(
+        "--no-calibration", action="store_true",
+        help=f"do not add the calibration methods ({', '.join(CALIBRATION_METHODS)}) that normalised scores need",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument(
         "--plots", action="store_true",
@@ -326,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--tasks", nargs="+", metavar="ID", help="ids to load its tasks by (default: its own)")
     verify.add_argument("--out", type=Path, help="re-run results directory (default: results/verify/NAME)")
     verify.add_argument("--board", type=Path, default=Path("leaderboard"), help=board_help)
-    verify.add_argument("--jobs", type=int, default=1, help="parallel worker processes (default: 1)")
+    verify.add_argument("--jobs", type=_count(1), default=1, help="parallel worker processes (default: 1)")
     verify.add_argument(
         "--method-file", action="append", default=[], type=Path, metavar="PATH",
         help="the source file of a method that is not in an installed package (you vouch for it)",
@@ -342,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write a self-contained HTML report with figures of a results directory")
     report.add_argument("dir", type=Path)
     report.add_argument("--out", type=Path, help="HTML file to write (default: DIR/report.html)")
-    report.add_argument("--jobs", type=int, default=1, help="worker processes drawing figures (default: 1)")
+    report.add_argument("--jobs", type=_count(1), default=1, help="worker processes drawing figures (default: 1)")
     report.set_defaults(func=cmd_report)
     return parser
 
@@ -357,12 +452,19 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = _one_line_warning
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse has printed its usage line (or --help): return its status
+        return int(exc.code or 0)
     # SIGTERM (kill, a scheduler's time limit) unwinds like Ctrl-C, so worker processes are stopped.
     on_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if on_main_thread else None
+    # `--methods mymodule:Class` finds mymodule in the current folder, as `python -m` would; appended,
+    # so a file here cannot shadow an installed module.
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
     try:
-        args.func(args)
+        status = args.func(args)
     except StructureBenchError as exc:
         print(f"structure-bench: error: {exc}", file=sys.stderr)
         return 2
@@ -372,7 +474,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if on_main_thread:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,10 @@ RESULT_SCHEMA: dict[str, Any] = {
                 "hardware": {"type": "object"},
                 "finished_at": {"type": "string"},
                 "decoder_file": {"type": ["string", "null"], "pattern": r"^decoders/[^/]+\.npy$"},
+                "method_source": {
+                    "type": ["string", "null"],
+                    "description": "digest of the method's code (methods.method_source): resume recomputes a record when it changes",
+                },
             },
         },
     },
@@ -102,12 +107,21 @@ def validate_record(record: dict[str, Any], source: str = "record") -> None:
         raise StructureBenchError(f"{source}: invalid result record at {where}: {exc.message}") from None
 
 
+def _file_mode() -> int:
+    """The mode ``open`` would give a new file: 0666 less this process's umask (0644 under the
+    usual 022), so results in a shared folder are as readable as any file the user writes."""
+    mask = os.umask(0o022)  # reading the umask means setting it; put it back at once
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_text(target: Path, text: str) -> Path:
-    """Write a text file atomically (a reader sees the whole file or none)."""
+    """Write a text file atomically (a reader sees the whole file or none), with the mode of a
+    plainly written file (``_file_mode``), not mkstemp's private 0600."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=target.suffix, dir=target.parent)
-    os.fchmod(fd, 0o644)  # mkstemp's 0600 would make the file private to this user
+    os.fchmod(fd, _file_mode())
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
@@ -144,12 +158,28 @@ def record_paths(directory: Path) -> list[Path]:
     return sorted((Path(directory) / RECORDS_DIR).glob("*.json"))
 
 
-def load_records(directory: Path) -> list[dict[str, Any]]:
-    """Every record under ``directory/records``."""
+class MalformedRecordWarning(UserWarning):
+    """A record file that cannot be read or breaks the schema, skipped by a lenient load."""
+
+
+def load_records(directory: Path, strict: bool = True) -> list[dict[str, Any]]:
+    """Every record under ``directory/records``.
+
+    strict : a malformed record file raises StructureBenchError naming it; with False it is
+        skipped with a one-line ``MalformedRecordWarning`` naming it, and the others load.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise StructureBenchError(f"results directory {directory} does not exist")
-    return [read_record(path) for path in record_paths(directory)]
+    records = []
+    for path in record_paths(directory):
+        try:
+            records.append(read_record(path))
+        except StructureBenchError as exc:
+            if strict:
+                raise
+            warnings.warn(f"skipped {exc}", MalformedRecordWarning, stacklevel=2)
+    return records
 
 
 ID_COLUMNS = [
@@ -190,6 +220,10 @@ def records_to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     return frame.sort_values(keys).reset_index(drop=True)
 
 
-def load_results(directory: str | Path) -> pd.DataFrame:
-    """Results of a run as a tidy DataFrame: one row per record, one column per metric."""
-    return records_to_frame(load_records(Path(directory)))
+def load_results(directory: str | Path, strict: bool = False) -> pd.DataFrame:
+    """Results of a run as a tidy DataFrame: one row per record, one column per metric.
+
+    strict : raise on a malformed record file instead of skipping it with a warning naming it
+        (see ``load_records``).
+    """
+    return records_to_frame(load_records(Path(directory), strict=strict))

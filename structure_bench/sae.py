@@ -188,6 +188,7 @@ class SparseAutoencoder(Method):
 
     # Keep decoder rows at unit norm (projecting out the radial gradient) during training.
     unit_norm_decoder: ClassVar[bool] = True
+    nonnegative_codes: ClassVar[bool] = True  # ReLU / top-k of ReLU codes
 
     def __init__(
         self,

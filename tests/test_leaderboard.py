@@ -129,7 +129,8 @@ def test_the_board_shows_the_re_run_not_the_claim(runs: dict[str, Path], tmp_pat
         ("L0 over the width", lambda r: {**r, "metrics": {**r["metrics"], "l0": 99.0}}, r"l0 = 99 is outside the range it can take, \[0, (6|12)\]"),
         ("wrong identity", lambda r: {**r, "task_identity": "0" * 64}, r"task identity 000000000000… differs"),
         ("wrong main score", lambda r: {**r, "main_score": "fvu"}, r"main score is 'fvu' but the task's is 'features/mcc'"),
-        ("other method", lambda r: {**r, "method": "random", "method_spec": "x:Random"}, r"record is of method 'random'"),
+        ("other method", lambda r: {**r, "method": "random", "method_spec": "x:Random"}, r"no records of \S+ for the suite \(toy-v1\) in \S+ \(it holds random\)"),
+        ("one record of another class", lambda r: {**r, "method_spec": "x:Other"} if r["seed"] == 1 else r, r"several method classes"),
     ],
 )
 def test_submit_refuses_a_broken_run_naming_the_problem(

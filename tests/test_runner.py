@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -61,8 +62,12 @@ def test_records_of_another_task_version_or_package_version_are_recomputed(tmp_p
     other_machine["task_fingerprint"] = "0" * 64
     for path, record in zip(paths, (other_task, other_version, other_machine)):
         path.write_text(json.dumps(record))
-    with pytest.warns(UserWarning, match="recomputing 2 records .* another version of the task .* or by another structure_bench"):
+    with pytest.warns(UserWarning) as caught:
         again = run(units, tmp_path, progress=False)
+    messages = " | ".join(str(w.message) for w in caught)
+    assert len(caught) == 2, messages
+    assert re.search(r"recomputing 1 records [^|]* made by structure_bench 0\.0\.0-old, not", messages)
+    assert re.search(r"recomputing 1 records [^|]* made on another version of the task \(its identity differs\)", messages)
 
     def cell_and_seed(record: dict) -> tuple:
         return record["cell"]["n_latents"], record["cell"]["l0_target"], record["seed"]
@@ -93,7 +98,8 @@ def test_killed_run_resumes_without_recomputing(tmp_path: Path) -> None:
     out = tmp_path / "run"
     command = [
         sys.executable, "-m", "structure_bench.cli", "run", "--quiet",
-        "--tasks", "toy_task:toy-v1", "--methods", "toy_task:Slow", "--seeds", "0", "1", "2", "3", "--out", str(out),
+        "--tasks", "toy_task:toy-v1", "--methods", "toy_task:Slow", "--no-calibration", "--seeds", "0", "1", "2", "3",
+        "--out", str(out),
     ]
     env = {**os.environ, "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

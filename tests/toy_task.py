@@ -85,6 +85,12 @@ class ReturnsNaN(LeastSquares):
         return Z
 
 
+class ClaimsNonnegativeCodes(LeastSquares):
+    """Declares non-negative codes but returns least-squares codes of both signs: a protocol bug."""
+
+    nonnegative_codes = True
+
+
 class Slow(LeastSquares):
     """Sleeps in fit so that a test can kill a run half-way."""
 

@@ -26,6 +26,7 @@ from structure_bench.leaderboard.scores import (
 )
 from structure_bench.leaderboard.submission import SUBMISSIONS_DIR, SubmissionRejected, read_submissions
 from structure_bench.leaderboard.verify import acceptance, read_verification
+from structure_bench.results import write_text
 
 README = "README.md"
 INDEX = "index.html"
@@ -33,6 +34,7 @@ INDEX = "index.html"
 
 STATUS_RANKED = "verified"
 STATUS_REFERENCE = "reference"
+BROKEN_VERIFICATION = "broken verification"
 
 
 @dataclass
@@ -101,7 +103,7 @@ def _entry(board: Path, document: dict[str, Any], identities: dict[str, str]) ->
     try:
         verification = read_verification(board, document)
     except SubmissionRejected as exc:
-        return Entry(name, document, "FAILED", f"broken verification: {_first(exc.problems)}", empty)
+        return Entry(name, document, "FAILED", f"{BROKEN_VERIFICATION}: {_first(exc.problems)}", empty)
     if verification is None:
         return Entry(name, document, "not verified", "run `structure-bench verify` on it", empty)
     problems = acceptance(document, verification)[1]
@@ -315,15 +317,29 @@ def write_board(board_dir: str | Path = "leaderboard") -> Board:
     verifications; returns the board."""
     board = build_board(board_dir)
     for name, content in pages(board).items():
-        (Path(board_dir) / name).write_text(content)
+        write_text(Path(board_dir) / name, content)
     return board
 
 
+def malformed_files(board: Board, board_dir: str | Path) -> list[str]:
+    """One line per submission or verification file that the board skipped as invalid (its entry
+    is listed as refused, or as FAILED with a broken verification)."""
+    lines = []
+    for entry in board.entries.values():
+        if entry.status == "refused":
+            lines.append(f"{Path(board_dir) / SUBMISSIONS_DIR / (entry.name + '.json')}: refused: {entry.reason}")
+        elif entry.status == "FAILED" and (entry.reason or "").startswith(BROKEN_VERIFICATION):
+            lines.append(f"verification of {entry.name}: {entry.reason}")
+    return lines
+
+
 def check_board(board_dir: str | Path = "leaderboard") -> list[str]:
-    """One line per generated page that differs from what the submissions and verifications give
-    now (hand-edited, stale, or a forged verification); empty when the board is current."""
-    problems = []
-    for name, content in pages(build_board(board_dir)).items():
+    """The strict check: one line per generated page that differs from what the submissions and
+    verifications give now (hand-edited, stale, or a forged verification) and per malformed
+    submission or verification file; empty when the board is current and every file is valid."""
+    board = build_board(board_dir)
+    problems = malformed_files(board, board_dir)
+    for name, content in pages(board).items():
         path = Path(board_dir) / name
         committed = path.read_text() if path.exists() else None
         if committed != content:

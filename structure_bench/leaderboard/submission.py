@@ -217,13 +217,18 @@ def build_submission(
     problems: list[str] = []
     suite = {task_id.rpartition(":")[2]: _suite_entry(task_id) for task_id in tasks}
     run_records = _read_run(results_dir, problems)
+    # A run folder may hold several methods (the calibration references beside a method, say):
+    # the submission takes the records of ``spec`` only.
     records = [
         r for r in run_records
-        if r["task"] in suite and r["site"] == suite[r["task"]]["site"]
+        if spec in (r["method"], r["method_spec"])
+        and r["task"] in suite and r["site"] == suite[r["task"]]["site"]
         and r["cell"] in suite[r["task"]]["cells"]
     ]
     if not records and not problems:
-        problems.append(f"no records for the suite ({', '.join(suite)}) in {results_dir}")
+        others = sorted({r["method"] for r in run_records})
+        held = f" (it holds {', '.join(others)})" if others else ""
+        problems.append(f"no records of {spec} for the suite ({', '.join(suite)}) in {results_dir}{held}")
     seeds = sorted({r["seed"] for r in records})
     if records and len(seeds) < MIN_SEEDS:
         problems.append(f"only {len(seeds)} seed(s) ({', '.join(map(str, seeds))}); a leaderboard entry needs at least {MIN_SEEDS}")

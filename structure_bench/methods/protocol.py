@@ -36,6 +36,9 @@ class Method(BaseEstimator):
     uses_ground_truth: ClassVar[bool] = False
     # Methods that only make sense on non-negative sites (NMF); a sweep leaves out the others.
     requires_nonnegative: ClassVar[bool] = False
+    # Methods whose codes are non-negative by construction (SAEs, NMF): a negative code is a bug,
+    # caught at the boundary (sign-based metrics such as detector_f1 read z > 0 as "on").
+    nonnegative_codes: ClassVar[bool] = False
 
     def __init__(self, n_latents: int, l0_target: int | None = None, seed: int = 0) -> None:
         self.n_latents = n_latents
@@ -74,7 +77,8 @@ def checked_outputs(
     """Encode and decode X through a fitted method, checking every output at the boundary.
 
     Returns (Z [n, n_latents], X_hat [n, d], decoder [n_latents, d], decoder_bias [d]);
-    raises MethodError naming the method and the problem.
+    raises MethodError naming the method and the problem (non-finite values, a wrong shape, a
+    negative code from a method that declares ``nonnegative_codes``).
     """
     n, d = X.shape
     n_latents = int(method.n_latents)
@@ -83,6 +87,11 @@ def checked_outputs(
     if bias.shape != (d,) or not np.all(np.isfinite(bias)):
         raise MethodError(f"method {method_name}: decoder_bias_ must be {d} finite values")
     Z = _finite_matrix(method_name, "encode(X)", method.encode(X), (n, n_latents))
+    if getattr(method, "nonnegative_codes", False) and (Z < 0).any():
+        raise MethodError(
+            f"method {method_name}: encode(X) has {int((Z < 0).sum())} negative codes (down to {Z.min():.3g}), "
+            "but the method declares nonnegative_codes"
+        )
     X_hat = _finite_matrix(method_name, "decode(encode(X))", method.decode(Z), (n, d))
     return Z, X_hat, decoder, bias
 
@@ -90,7 +99,9 @@ def checked_outputs(
 def check_method(method_class: type, n_samples: int = 256, d: int = 16, n_latents: int = 8) -> None:
     """Conformance check for a method class, like sklearn's ``check_estimator``.
 
-    Fits on a small planted problem and raises MethodError with what to fix.
+    Fits on a small planted problem and raises MethodError with what to fix: the constructor's
+    signature, ``fit`` returning self, finite outputs of the right shapes, non-negative codes where
+    the class declares ``nonnegative_codes``, and determinism for a seed.
     """
     name = getattr(method_class, "__name__", str(method_class))
     rng = np.random.default_rng(0)

@@ -7,9 +7,12 @@ an outside package does after ``pip install``.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import importlib
 import inspect
-from importlib.metadata import entry_points
+import typing
+from importlib.metadata import entry_points, packages_distributions, version
+from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import pandas as pd
@@ -113,10 +116,99 @@ def method_import_spec(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
+def method_source(cls: type) -> str:
+    """A digest of a method's code, which resume compares to recompute records of changed code.
+
+    ``sha256:<hex>`` over the source files of the class and of its bases from the same top-level
+    package or from structure_bench (an SAE variant's shared training loop is in its base class;
+    third-party bases such as scikit-learn's are left out); ``dist:<name>==<version>`` for a class
+    with no source file from an installed distribution; ``unknown`` otherwise (a notebook class).
+    """
+    package = cls.__module__.partition(".")[0]
+    digest, found = hashlib.sha256(), False
+    seen: set[str] = set()
+    for base in cls.__mro__:
+        if base.__module__.partition(".")[0] not in (package, "structure_bench"):
+            continue
+        try:
+            path = inspect.getsourcefile(base)
+        except TypeError:  # a built-in or a class defined where there is no file
+            path = None
+        if path is None or path in seen or not Path(path).is_file():
+            continue
+        seen.add(path)
+        digest.update(Path(path).read_bytes())
+        found = True
+    if found:
+        return f"sha256:{digest.hexdigest()}"
+    distributions = packages_distributions().get(package, [])
+    if distributions:
+        return f"dist:{distributions[0]}=={version(distributions[0])}"
+    return "unknown"
+
+
 def method_parameters(cls: type) -> dict[str, Any]:
     """Constructor parameters and their defaults (``inspect.Parameter.empty`` when required)."""
     params = inspect.signature(cls.__init__).parameters
     return {name: p.default for name, p in params.items() if name != "self" and p.kind == p.POSITIONAL_OR_KEYWORD}
+
+
+# Every cell sets these; a method's own parameters cannot.
+CELL_PARAMETERS = ("n_latents", "l0_target", "seed")
+
+
+def check_params(cls: type, params: dict[str, Any], name: str) -> None:
+    """Raise a one-line StructureBenchError unless every entry of ``params`` is a constructor
+    parameter of ``cls`` (other than the cell's ``CELL_PARAMETERS``) with a value of its type.
+
+    The type is the annotation where it is a ``Literal`` (the value must be one of its choices),
+    else that of the default: a bool default takes only bools, an int default only integers, a
+    float default any number, a str default only strings; a None or missing default takes anything.
+    A constructor with ``**kwargs`` accepts any other name.
+    """
+    signature = inspect.signature(cls.__init__)
+    known = method_parameters(cls)
+    open_ended = any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values())
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except Exception:  # an annotation that does not resolve here says nothing about the value
+        hints = {}
+    for key, value in params.items():
+        if key in CELL_PARAMETERS:
+            raise StructureBenchError(
+                f"parameter {key!r} of {name} is set by each cell, not by a parameter: "
+                "choose cells with --cells NxK or --widths/--l0 (plan(cells=...))"
+            )
+        if key not in known:
+            if open_ended:
+                continue
+            choices = [k for k in known if k not in CELL_PARAMETERS]
+            close = difflib.get_close_matches(key, choices, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise StructureBenchError(
+                f"{name} has no parameter {key!r}; {hint}its parameters: {', '.join(choices) or '(none)'}"
+            )
+        problem = _type_problem(value, known[key], hints.get(key))
+        if problem:
+            raise StructureBenchError(f"parameter {key!r} of {name}: {problem} (got {value!r})")
+
+
+def _type_problem(value: Any, default: Any, annotation: Any) -> str | None:
+    """What is wrong with ``value`` for a parameter with this default and annotation, or None."""
+    if typing.get_origin(annotation) is typing.Literal:
+        choices = typing.get_args(annotation)
+        return None if value in choices else f"expected one of {', '.join(map(repr, choices))}"
+    if default is inspect.Parameter.empty or default is None:
+        return None
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "expected true or false"
+    if isinstance(default, int):
+        return None if isinstance(value, int) and not isinstance(value, bool) else "expected an integer"
+    if isinstance(default, float):
+        return None if isinstance(value, (int, float)) and not isinstance(value, bool) else "expected a number"
+    if isinstance(default, str):
+        return None if isinstance(value, str) else "expected a string"
+    return None
 
 
 def list_methods() -> pd.DataFrame:

@@ -11,7 +11,6 @@ true circles (2-D subspaces) and on the manifold task's curve.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Callable
 
@@ -20,10 +19,17 @@ import pandas as pd
 
 from structure_bench.errors import StructureBenchError
 from structure_bench.report.curves import circle_figures, curve_figures
-from structure_bench.report.figures import FigureSpec, frontier, method_colours, profile_bars, similarity_figure
+from structure_bench.report.figures import (
+    FigureSpec,
+    frontier,
+    method_colours,
+    profile_bars,
+    require_matplotlib,
+    similarity_figure,
+)
 from structure_bench.report.html import Section, render_page
 from structure_bench.report.pizza import pizza_figures
-from structure_bench.results import load_results
+from structure_bench.results import load_results, write_text
 from structure_bench.runner import CODES_DIR, load_task
 from structure_bench.summary import profile, profile_columns, summarise
 from structure_bench.task import Cell, Task
@@ -128,6 +134,7 @@ def write_report(results_dir: str | Path, out_html: str | Path | None = None, jo
 
     jobs : worker processes drawing the (task, site) sections at once (drawing is most of the time).
     """
+    require_matplotlib("the report's figures")
     results_dir = Path(results_dir)
     out_html = Path(out_html) if out_html is not None else results_dir / REPORT_NAME
     frame = load_results(results_dir)
@@ -152,9 +159,7 @@ def write_report(results_dir: str | Path, out_html: str | Path | None = None, jo
     ] + [f"failed: {error}" for error in failed.error]
     page = render_page(f"structure_bench report: {results_dir.name}", intro, sections)
     out_html.parent.mkdir(parents=True, exist_ok=True)
-    partial = out_html.with_name(f".{out_html.name}.partial")
-    partial.write_text(page)
-    os.replace(partial, out_html)  # a reader sees the old report or the new one, never half
+    write_text(out_html, page)  # atomic: a reader sees the old report or the new one, never half
     return out_html
 
 

@@ -38,17 +38,23 @@ class FigureSpec:
     figure: Figure
 
 
+def require_matplotlib(purpose: str = "figures") -> None:
+    """A one-line error when matplotlib (the ``plots`` extra) is not installed; the command line
+    calls it before any work, so ``run --plots`` fails before fitting, not after."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise StructureBenchError(f"{purpose} need matplotlib: pip install 'structure-bench[plots]'") from None
+
+
 def new_figure(width: float, height: float, layout: str | None = "constrained") -> Figure:
     """A Figure of width x height inches, or a one-line error when matplotlib is missing.
 
     layout : "constrained" (neat, slow with many panels) or None (place panels by hand).
     """
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise StructureBenchError(
-            "figures need matplotlib: pip install 'structure-bench[plots]'"
-        ) from None
+    require_matplotlib()
+    from matplotlib.figure import Figure
+
     return Figure(figsize=(width, height), layout=layout)
 
 
