@@ -1,0 +1,62 @@
+"""The wheel holds every built-in task (its code, card, identity pin and checkpoints) and every
+built-in baseline: packages are discovered (setup.py), so a new folder cannot be left out."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+import zipfile
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+
+from structure_bench.methods.registry import METHOD_ENTRY_POINT_GROUP
+from structure_bench.registry import registry
+
+ROOT = Path(__file__).resolve().parents[1]
+# The installed name of each top-level folder (setup.py's ROOTS).
+INSTALLED = {"structure_bench": "structure_bench", "tasks": "structure_bench_tasks", "baselines": "structure_bench_baselines"}
+
+
+@pytest.fixture(scope="module")
+def wheel_files(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", str(ROOT), "-w", str(out)],
+        check=True, capture_output=True, timeout=300,
+    )
+    (wheel,) = out.glob("structure_bench-*.whl")
+    return set(zipfile.ZipFile(wheel).namelist())
+
+
+def _in_wheel(path: Path) -> str:
+    """Where a file of the source tree lands in the wheel."""
+    relative = path.resolve().relative_to(ROOT)
+    return "/".join([INSTALLED[relative.parts[0]], *relative.parts[1:]])
+
+
+def test_every_source_file_and_task_asset_of_the_tree_is_in_the_wheel(wheel_files: set[str]) -> None:
+    expected = [
+        path for folder in INSTALLED for path in (ROOT / folder).rglob("*")
+        if path.suffix in (".py", ".md", ".json", ".safetensors") and "__pycache__" not in path.parts
+        and (path.parent / "__init__.py").exists()
+    ]
+    assert len(expected) > 60
+    missing = sorted(_in_wheel(p) for p in expected if _in_wheel(p) not in wheel_files)
+    assert not missing, f"left out of the wheel: {missing}"
+
+
+def test_every_registered_builtin_task_and_baseline_is_in_the_wheel(wheel_files: set[str]) -> None:
+    tasks = [spec.entry_point for spec in registry().values() if spec.entry_point.__module__.startswith("structure_bench_tasks")]
+    assert len(tasks) >= 9
+    for entry_point in tasks:
+        source = Path(inspect.getsourcefile(entry_point))
+        folder = source.parent
+        for asset in [source, folder / "README.md", *folder.glob("*.safetensors"), *folder.glob("identity.json")]:
+            assert asset.exists() and _in_wheel(asset) in wheel_files, asset
+    for ep in entry_points(group=METHOD_ENTRY_POINT_GROUP):
+        module = ep.value.partition(":")[0]
+        if module.startswith("structure_bench"):
+            assert f"{module.replace('.', '/')}.py" in wheel_files, ep
