@@ -2,7 +2,8 @@
 
 Each unit of work (task, site, method, params, cell, seed) writes one record atomically as soon
 as it finishes, so an interrupted run loses nothing finished and a re-run skips what is done.
-A method that raises, or returns NaN or wrong shapes, becomes a recorded failure; the run goes on.
+A method that raises, calls ``sys.exit``, or returns NaN or wrong shapes, becomes a recorded
+failure; the run goes on.
 
 Executors: serial, a local process pool (``jobs``), or Ray tasks (``executor="ray"``). Every
 executor computes a unit the same way (``compute_unit``, with a fixed number of threads per unit)
@@ -281,6 +282,8 @@ def unit_threads(threads: int) -> Iterator[None]:
 def compute_unit(unit: WorkUnit, save_codes: bool = False, threads: int = 1) -> UnitResult:
     """Fit and score one unit, writing nothing; failures are recorded, not raised.
 
+    A method that raises, or calls ``sys.exit``, fails its unit; KeyboardInterrupt (Ctrl-C, and
+    SIGTERM under the CLI) still stops the run.
     save_codes : also return the codes of every sample of the site (see ``_fit_and_score``).
     threads : torch and BLAS threads for this unit (see ``unit_threads``).
     """
@@ -289,14 +292,39 @@ def compute_unit(unit: WorkUnit, save_codes: bool = False, threads: int = 1) -> 
     metrics: dict[str, float] = {}
     params: dict[str, Any] = dict(unit.params)
     arrays: dict[str, np.ndarray] = {}
-    spec, fit_seconds, error = unit.method, None, None
+    spec, fit_seconds, failure = unit.method, None, None
     with PeakMemory() as memory, unit_threads(threads), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter from sklearn et al. is not a result
         try:
             metrics, params, spec, fit_seconds, arrays = _fit_and_score(unit, save_codes)
-        except Exception as exc:  # a broken method must not stop the run
-            error = f"method {unit.method} on {unit.describe()}: {_one_line(exc)}"
-    record = {
+        except (Exception, SystemExit) as exc:  # a broken method must not stop the run
+            failure = _one_line(exc)
+    record = _unit_record(
+        unit, task, failure, metrics=metrics, params=params, spec=spec, started=started, fit_seconds=fit_seconds,
+        memory=memory, threads=threads,
+    )
+    return UnitResult(unit, record, arrays)
+
+
+def _unit_record(
+    unit: WorkUnit,
+    task: Task,
+    failure: str | None,
+    *,
+    metrics: dict[str, float],
+    params: dict[str, Any],
+    spec: str,
+    started: float,
+    fit_seconds: float | None,
+    memory: PeakMemory,
+    threads: int,
+) -> dict[str, Any]:
+    """A unit's record: ok, or failed with ``failure`` (one line) as the reason.
+
+    memory : the sampler that watched the unit; an unentered one (no peak) when none did.
+    """
+    error = f"method {unit.method} on {unit.describe()}: {failure}" if failure else None
+    return {
         "schema_version": SCHEMA_VERSION,
         "task": unit.task_id,
         "task_identity": task.identity,
@@ -322,7 +350,7 @@ def compute_unit(unit: WorkUnit, save_codes: bool = False, threads: int = 1) -> 
             "decoder_file": None if error else f"{DECODERS_DIR}/{unit.decoder_name}",
         },
     }
-    return UnitResult(unit, record, arrays)
+
 
 
 def write_unit(out: Path, result: UnitResult) -> dict[str, Any]:
