@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from structure_bench.sae import Batch, Codes, SparseAutoencoder
+from structure_bench.sae import Batch, SparseAutoencoder
 
 # Per-step multiplicative change of the L1 coefficient, per unit of relative L0 error.
 _L1_RATE = 0.05

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 
 from structure_bench.results import ID_COLUMNS
-from structure_bench.runner import DECODERS_DIR
 from structure_bench.structures import Directions, Subspaces
 
 CONFIG = ["task", "site", "method", "n_latents", "l0_target"]

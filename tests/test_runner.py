@@ -18,7 +18,7 @@ from proc_tree import children
 
 import structure_bench as sb
 from structure_bench.cli import main
-from structure_bench.results import RESULT_SCHEMA, SCHEMA_VERSION, load_records, load_results, read_record, record_paths
+from structure_bench.results import RESULT_SCHEMA, SCHEMA_VERSION, load_records, read_record, record_paths
 from structure_bench.runner import plan, run
 from structure_bench.summary import summarise
 

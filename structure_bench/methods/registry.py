@@ -44,7 +44,6 @@ def register_method(name: str, replace: bool = False) -> Callable[[T], T]:
                 f"method {name!r} is already registered to {owner}; pick another name or pass replace=True"
             )
         _METHODS[name] = cls
-        cls.method_name = name
         return cls
 
     return decorate
