@@ -5,10 +5,16 @@ as it finishes, so an interrupted run loses nothing finished and a re-run skips 
 A method that raises, calls ``sys.exit``, or returns NaN or wrong shapes, becomes a recorded
 failure; the run goes on.
 
-Executors: serial, a local process pool (``jobs``), or Ray tasks (``executor="ray"``). Every
+Executors: serial, ``jobs`` local worker processes, or Ray tasks (``executor="ray"``). Every
 executor computes a unit the same way (``compute_unit``, with a fixed number of threads per unit)
 and the driver writes what it returns, so a unit's record does not depend on where it ran and
 Ray workers need no filesystem shared with the driver.
+
+A worker process that dies while it computes a unit (a method calling ``os._exit``, a crash, the
+OOM killer's SIGKILL) fails that unit alone: its record says "worker process died" with the exit
+code or signal, a fresh worker takes its place and the run goes on.
+Ctrl-C, and SIGTERM under the CLI, stop a run in any state within seconds: the workers are
+terminated (killed if they do not exit within WORKER_STOP_S), and finished records are kept.
 """
 
 from __future__ import annotations
@@ -19,14 +25,17 @@ import functools
 import hashlib
 import json
 import multiprocessing
+import multiprocessing.connection
 import multiprocessing.pool
 import os
 import pickle
 import platform
+import signal
 import subprocess
 import sys
 import threading
 import time
+import traceback
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -306,6 +315,19 @@ def compute_unit(unit: WorkUnit, save_codes: bool = False, threads: int = 1) -> 
     return UnitResult(unit, record, arrays)
 
 
+def _failed_unit(unit: WorkUnit, failure: str, started: float, threads: int) -> UnitResult:
+    """The failure record of a unit whose computation ended without a result (its worker died).
+
+    Built by the driver, from the same code as a unit's own record, so it reads like any failure.
+    started : ``time.perf_counter()`` when the unit was sent to the worker.
+    """
+    record = _unit_record(
+        unit, load_task(unit.task), failure, metrics={}, params=dict(unit.params), spec=unit.method,
+        started=started, fit_seconds=None, memory=PeakMemory(), threads=threads,
+    )
+    return UnitResult(unit, record, {})
+
+
 def _unit_record(
     unit: WorkUnit,
     task: Task,
@@ -512,24 +534,174 @@ def spawn_pool(jobs: int, registrations: Registrations = Registrations()) -> mul
     )
 
 
-def _compute_args(args: tuple[WorkUnit, bool, int]) -> UnitResult:
-    return compute_unit(*args)
-
-
 def _registrations(units: list[WorkUnit]) -> Registrations:
     return Registrations.of([u.task for u in units], [u.method for u in units])
 
 
-def _process_pool(units: list[WorkUnit], jobs: int, with_codes: set[WorkUnit], threads: int) -> Iterator[UnitResult]:
-    pool = spawn_pool(jobs, _registrations(units))
+_READY = "ready"  # what a unit worker sends once it has started (see ``_work``)
+WORKER_STOP_S = 2.0  # how long a worker has to exit when asked or terminated, before it is killed
+
+
+@dataclass
+class _Raised:
+    """An exception a worker raised outside any method (the harness's or a task's): the driver raises it."""
+
+    error: Exception
+    traceback: str
+
+
+def _work(connection: multiprocessing.connection.Connection, parent: int, registrations: Registrations) -> None:
+    """A unit worker: compute the units the driver sends, one at a time, answering each on ``connection``.
+
+    It ignores SIGINT: Ctrl-C reaches the whole process group, and the driver stops its workers.
+    None, or the driver closing its end, ends it.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _start_worker(parent, registrations)
+    with contextlib.suppress(EOFError, BrokenPipeError):  # the driver is gone
+        connection.send(_READY)
+        while (job := connection.recv()) is not None:
+            try:
+                answer: UnitResult | _Raised = compute_unit(*job)
+            except Exception as exc:
+                error = exc if _round_trips(exc) else RuntimeError(_one_line(exc))
+                answer = _Raised(error, traceback.format_exc())
+            connection.send(answer)
+
+
+def _round_trips(obj: object) -> bool:
+    """Whether pickle can send ``obj`` to another process and rebuild it there (many exceptions cannot)."""
     try:
-        yield from pool.imap_unordered(_compute_args, [(unit, unit in with_codes, threads) for unit in units])
-        pool.close()
-    except BaseException:
-        pool.terminate()  # interrupted (Ctrl-C, SIGTERM, a failed write): stop the workers' fits too
-        raise
+        pickle.loads(pickle.dumps(obj))
+    except Exception:
+        return False
+    return True
+
+
+def _exit_reason(exitcode: int | None) -> str:
+    """How a process ended, from ``multiprocessing.Process.exitcode`` (-N: killed by signal N)."""
+    if exitcode is None or exitcode >= 0:
+        return f"exit code {exitcode}"
+    number = -exitcode
+    try:
+        name = f" {signal.Signals(number).name}"
+    except ValueError:
+        name = ""
+    hint = ", out of memory?" if number == signal.SIGKILL else ""  # what the OOM killer sends
+    return f"killed by signal {number}{name}{hint}"
+
+
+class _Worker:
+    """A spawned worker process (``_work``) and the driver's end of its pipe, with the unit it computes."""
+
+    def __init__(self, context: Any, registrations: Registrations) -> None:
+        self.connection, theirs = context.Pipe()
+        self.process = context.Process(target=_work, args=(theirs, os.getpid(), registrations), daemon=True)
+        self.process.start()
+        theirs.close()  # the worker holds the only other end, so its death ends the pipe here
+        self.started = False
+        self.unit: WorkUnit | None = None
+        self.sent_at = 0.0
+
+    def send(self, unit: WorkUnit, save_codes: bool, threads: int) -> None:
+        """Give the worker ``unit``. If it has just died, the unit fails with it (its sentinel tells)."""
+        with contextlib.suppress(OSError):
+            self.connection.send((unit, save_codes, threads))
+        self.unit, self.sent_at = unit, time.perf_counter()
+
+    def receive(self) -> Iterator[UnitResult]:
+        """The results the worker has sent, without waiting for more; raises what it raised outside a method."""
+        with contextlib.suppress(EOFError, OSError):  # it died, maybe half-way through a message
+            while self.connection.poll():
+                message = self.connection.recv()
+                if isinstance(message, _Raised):
+                    raise message.error from RuntimeError(f"in a worker process:\n{message.traceback}")
+                if isinstance(message, UnitResult):
+                    self.unit = None
+                    yield message
+                else:  # _READY
+                    self.started = True
+
+    def exit_reason(self) -> str:
+        """How the (dead) worker ended; one that has not ended within WORKER_STOP_S is killed."""
+        self.process.join(WORKER_STOP_S)
+        if self.process.exitcode is None:
+            self.process.kill()
+            self.process.join(WORKER_STOP_S)
+        return _exit_reason(self.process.exitcode)
+
+
+def _stop(workers: list[_Worker]) -> None:
+    """End the workers: idle ones are asked to exit, busy ones (the run stopped) terminated; any
+    still running after WORKER_STOP_S is killed."""
+    for worker in workers:
+        if worker.unit is None:
+            with contextlib.suppress(OSError):
+                worker.connection.send(None)
+        else:
+            worker.process.terminate()
+    deadline = time.monotonic() + WORKER_STOP_S
+    for worker in workers:
+        worker.process.join(max(0.0, deadline - time.monotonic()))
+    for worker in workers:
+        if worker.process.exitcode is None:
+            worker.process.kill()
+            worker.process.join(WORKER_STOP_S)
+        worker.connection.close()
+
+
+def _worker_processes(units: list[WorkUnit], jobs: int, with_codes: set[WorkUnit], threads: int) -> Iterator[UnitResult]:
+    """Compute the units in ``jobs`` spawned worker processes, one unit each at a time; results stream back.
+
+    The driver waits on the workers' pipes and process sentinels together, so a worker that dies
+    without answering (os._exit, a signal: the OOM killer's SIGKILL) fails exactly its own unit,
+    and a fresh worker takes its place. One that dies before it has started (it could not import
+    or register what the run needs) would die again: that stops the run. Every wait has a timeout,
+    so signals are handled promptly; however the run ends, the workers are stopped.
+    """
+    registrations = _registrations(units)
+    registrations.check_importable()
+    context = multiprocessing.get_context("spawn")  # not fork: see spawn_pool
+    todo = list(reversed(units))
+    workers: list[_Worker] = []
+    try:
+        while todo or any(w.unit is not None for w in workers):
+            for worker in [w for w in workers if w.unit is None]:
+                if not worker.process.is_alive():  # ended while idle (killed from outside): it held no unit
+                    worker.exit_reason()
+                    worker.connection.close()
+                    workers.remove(worker)
+                elif todo:
+                    worker.send(*_job(todo.pop(), with_codes, threads))
+            while todo and len(workers) < jobs:
+                workers.append(_Worker(context, registrations))
+                workers[-1].send(*_job(todo.pop(), with_codes, threads))
+            busy = [w for w in workers if w.unit is not None]
+            ready = set(multiprocessing.connection.wait(
+                [w.connection for w in busy] + [w.process.sentinel for w in busy], timeout=0.5
+            ))
+            for worker in [w for w in busy if w.connection in ready or w.process.sentinel in ready]:
+                yield from worker.receive()
+                if worker.process.sentinel not in ready and worker.process.is_alive():
+                    continue
+                unit, reason = worker.unit, worker.exit_reason()
+                worker.connection.close()
+                workers.remove(worker)  # a fresh one takes its place while units remain
+                if unit is None:
+                    continue
+                if not worker.started:
+                    raise StructureBenchError(
+                        f"a worker process died while starting ({reason}), before computing {unit.describe()}; "
+                        "see its error above"
+                    )
+                yield _failed_unit(unit, f"worker process died ({reason})", worker.sent_at, threads)
     finally:
-        pool.join()
+        _stop(workers)
+
+
+def _job(unit: WorkUnit, with_codes: set[WorkUnit], threads: int) -> tuple[WorkUnit, bool, int]:
+    """The arguments of ``compute_unit`` for ``unit``."""
+    return unit, unit in with_codes, threads
 
 
 def _compute_registered(registrations: Registrations, unit: WorkUnit, save_codes: bool, threads: int) -> UnitResult:
@@ -609,16 +781,15 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     todo = pending(units, out, retry_failed)
     with_codes = set(first_seed_units(units)) if save_codes else set()
-    if not todo:
-        stream: Iterator[UnitResult] = iter(())
-    elif executor == "ray":
+    if executor == "ray" and todo:
         stream = _ray_tasks(todo, jobs, with_codes, threads, address)
-    elif jobs == 1:
+    elif jobs == 1 or not todo:
         stream = _serial(todo, with_codes, threads)
     else:
-        stream = _process_pool(todo, jobs, with_codes, threads)
+        stream = _worker_processes(todo, jobs, with_codes, threads)
     records = []
-    with tqdm(total=len(todo), desc="structure-bench", unit="fit", disable=not progress or not todo) as bar:
+    # closing: however this loop ends (a signal, a failed write), the executor stops its workers now
+    with contextlib.closing(stream), tqdm(total=len(todo), desc="structure-bench", unit="fit", disable=not progress or not todo) as bar:
         for result in stream:
             records.append(write_unit(out, result))
             bar.set_postfix_str(f"{result.record['task']} {result.record['method']} {result.record['status']}", refresh=False)
