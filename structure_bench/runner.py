@@ -12,7 +12,7 @@ Ray workers need no filesystem shared with the driver.
 
 A worker process that dies while it computes a unit (a method calling ``os._exit``, a crash, the
 OOM killer's SIGKILL) fails that unit alone: its record says "worker process died" with the exit
-code or signal, a fresh worker takes its place and the run goes on.
+code or signal (Ray: the error Ray reports), a fresh worker takes its place and the run goes on.
 Ctrl-C, and SIGTERM under the CLI, stop a run in any state within seconds: the workers are
 terminated (killed if they do not exit within WORKER_STOP_S), and finished records are kept.
 """
@@ -722,6 +722,10 @@ def _ray_tasks(
 ) -> Iterator[UnitResult]:
     """Each unit is a Ray task asking for ``threads`` CPUs; results stream back as they finish.
 
+    A task whose worker dies (Ray's WorkerCrashedError, OutOfMemoryError, ...) fails its unit
+    (its wall time counts from when the units were submitted) and the run goes on; an exception
+    raised in a worker outside any method stops the run, as under the local executors.
+
     address : a running cluster (``auto``, ``ray://host:10001``); its workers must be able to
     import structure_bench and every task and method module named. None starts a local
     instance of ``jobs * threads`` CPUs whose workers get this process's sys.path.
@@ -740,10 +744,19 @@ def _ray_tasks(
     try:
         remote = ray.remote(num_cpus=threads, max_retries=0)(_compute_registered)
         registrations = ray.put(_registrations(units))  # cloudpickle: notebook classes travel too
-        waiting = [remote.remote(registrations, unit, unit in with_codes, threads) for unit in units]
+        sent_at = time.perf_counter()
+        unit_of = {remote.remote(registrations, *_job(unit, with_codes, threads)): unit for unit in units}
+        waiting = list(unit_of)
         while waiting:
-            done, waiting = ray.wait(waiting, num_returns=1)
-            yield ray.get(done[0])
+            done, waiting = ray.wait(waiting, num_returns=1, timeout=0.5)  # a timeout, so signals stop it promptly
+            for ref in done:
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayTaskError:  # raised outside any method (the harness's, a task's)
+                    raise
+                except ray.exceptions.RayError as exc:  # its worker died (a signal, out of memory, its node lost)
+                    result = _failed_unit(unit_of[ref], f"worker process died ({_one_line(exc)})", sent_at, threads)
+                yield result
     finally:
         if started_here:
             ray.shutdown()

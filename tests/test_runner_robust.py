@@ -181,3 +181,15 @@ def test_sigterm_stops_a_run_while_it_loads_a_task(tmp_path: Path) -> None:
     _wait_for(lambda: any(markers.glob("load-*")), "the task to start loading")
     _assert_stopped_cleanly(process, *_terminate(process))
 
+
+def test_a_crashed_ray_worker_is_a_recorded_failure(tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    method = "toy_dying_methods:DiesOnSeeds1And2"
+    try:
+        records = run(plan(["toy-v1"], [method], seeds=[0, 1], cells=[CELL]), tmp_path, executor="ray", jobs=2, progress=False)
+    finally:
+        ray.shutdown()
+    by_seed = {r["seed"]: r for r in records}
+    assert by_seed[0]["status"] == "ok" and by_seed[1]["status"] == "failed"
+    assert by_seed[1]["error"].startswith(f"method {method} on toy-v1/hidden {method} {CELL.name} seed 1: worker process died (")
+    assert "WorkerCrashedError" in by_seed[1]["error"] and "\n" not in by_seed[1]["error"]
