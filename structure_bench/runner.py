@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import difflib
 import functools
 import hashlib
 import json
@@ -45,7 +46,14 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from structure_bench.errors import StructureBenchError
-from structure_bench.methods import checked_outputs, get_method, method_import_spec, register_method
+from structure_bench.methods import (
+    check_params,
+    checked_outputs,
+    get_method,
+    method_import_spec,
+    method_source,
+    register_method,
+)
 from structure_bench.registry import TaskSpec, make, register_task, registry
 from structure_bench.results import SCHEMA_VERSION, read_record, record_name, write_record
 from structure_bench.task import Cell, Task
@@ -106,26 +114,64 @@ def plan(
     """Every unit of a sweep: tasks x sites x methods x (each task's grid, or ``cells``) x seeds.
 
     params : method -> extra constructor parameters.
+    Everything that can be checked before fitting is checked here, each with a one-line
+    StructureBenchError: the method names (also those ``params`` names), the parameters' names and
+    types against each constructor (``check_params``), the seeds (integers >= 0), the cells
+    (1 <= l0_target <= n_latents) and the site.
     """
     params = params or {}
     methods = list(methods)
-    for method in methods:
-        get_method(method)  # fail fast, before any work, on an unknown method
+    seeds = _checked_seeds(seeds)
+    classes = {method: get_method(method) for method in methods}  # an unknown method fails here
+    for method, method_params in params.items():
+        if method not in classes:
+            close = difflib.get_close_matches(method, methods, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise StructureBenchError(
+                f"parameters are given for method {method!r}, which is not run (methods: {', '.join(methods)}){hint}"
+            )
+        check_params(classes[method], method_params, method)
+    cells = None if cells is None else _checked_cells(cells)
     units = []
     for task_id in tasks:
         task = load_task(task_id)
         task_site = site or task.metadata.default_site
+        if task_site not in task.sites:
+            raise StructureBenchError(f"task {task.id} has no site {task_site!r} (its sites: {', '.join(task.sites)})")
         applicable = list(methods)
         if (task.activations(task_site, "train") < 0).any():
             for method in methods:
-                if getattr(get_method(method), "requires_nonnegative", False):
+                if getattr(classes[method], "requires_nonnegative", False):
                     applicable.remove(method)
                     warnings.warn(f"{method} left out on {task.id}/{task_site}: it needs non-negative activations", stacklevel=2)
         for cell in cells or task.metadata.grid:
             for method in applicable:
                 for seed in seeds:
-                    units.append(WorkUnit(task_id, task_site, method, cell, int(seed), params.get(method, {})))
+                    units.append(WorkUnit(task_id, task_site, method, cell, seed, params.get(method, {})))
     return units
+
+
+def _checked_seeds(seeds: Iterable[int]) -> list[int]:
+    checked = []
+    for seed in seeds:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise StructureBenchError(f"seed {seed!r} is not an integer >= 0")
+        checked.append(int(seed))
+    if not checked:
+        raise StructureBenchError("no seeds given")
+    return checked
+
+
+def _checked_cells(cells: Iterable[Cell]) -> list[Cell]:
+    checked = list(cells)
+    for cell in checked:
+        if not 1 <= cell.l0_target <= cell.n_latents:
+            raise StructureBenchError(
+                f"cell {cell.name}: needs 1 <= l0_target <= n_latents (got n_latents={cell.n_latents}, l0_target={cell.l0_target})"
+            )
+    if not checked:
+        raise StructureBenchError("no cells given")
+    return checked
 
 
 @functools.lru_cache(maxsize=None)
@@ -370,9 +416,17 @@ def _unit_record(
             "hardware": {**hardware(), "torch_threads": threads},
             "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "decoder_file": None if error else f"{DECODERS_DIR}/{unit.decoder_name}",
+            "method_source": _method_source(unit.method),
         },
     }
 
+
+def _method_source(spec: str) -> str | None:
+    """The method's source digest (``method_source``), or None when it cannot be imported."""
+    try:
+        return method_source(get_method(spec))
+    except StructureBenchError:
+        return None
 
 
 def write_unit(out: Path, result: UnitResult) -> dict[str, Any]:
@@ -398,14 +452,28 @@ def _package_version() -> str:
 
 # -- a sweep --------------------------------------------------------------------------------
 
+def _stale_reason(unit: WorkUnit, record: dict[str, Any]) -> str | None:
+    """Why a finished record is not current for ``unit`` (None when it is)."""
+    if record["task_identity"] != load_task(unit.task).identity:
+        return "made on another version of the task (its identity differs)"
+    if record["provenance"]["package_version"] != _package_version():
+        return f"made by structure_bench {record['provenance']['package_version']}, not {_package_version()}"
+    if record["provenance"].get("method_source") != method_source(get_method(unit.method)):
+        return f"made by other code of {unit.method} (its source digest differs)"
+    return None
+
+
 def pending(units: list[WorkUnit], out: Path, retry_failed: bool = False) -> list[WorkUnit]:
     """The units without a current finished record (a failed record counts as finished unless retried).
 
     A record is not current when it cannot be read, or was made on another task than this one now
     (its ``task_identity`` differs; the portable identity, so a results folder moved to another
-    machine resumes) or by another structure_bench version: those are recomputed.
+    machine resumes), by another structure_bench version, or by other code of its method (its
+    ``method_source`` digest differs, see ``structure_bench.methods.method_source``): those are
+    recomputed, with one warning per reason.
     """
-    todo, stale = [], []
+    todo: list[WorkUnit] = []
+    stale: dict[str, list[WorkUnit]] = {}
     for unit in units:
         path = Path(out) / "records" / unit.record_name
         if not path.exists():
@@ -417,20 +485,14 @@ def pending(units: list[WorkUnit], out: Path, retry_failed: bool = False) -> lis
             warnings.warn(f"recomputing {unit.describe()}: {exc}", stacklevel=2)
             todo.append(unit)
             continue
-        if (
-            record["task_identity"] != load_task(unit.task).identity
-            or record["provenance"]["package_version"] != _package_version()
-        ):
+        reason = _stale_reason(unit, record)
+        if reason is not None:
             todo.append(unit)
-            stale.append(unit)
+            stale.setdefault(reason, []).append(unit)
         elif retry_failed and record["status"] == "failed":
             todo.append(unit)
-    if stale:
-        warnings.warn(
-            f"recomputing {len(stale)} records (e.g. {stale[0].describe()}) made on another version of the task "
-            f"(its identity differs) or by another structure_bench version than {_package_version()}",
-            stacklevel=2,
-        )
+    for reason, units_of in stale.items():
+        warnings.warn(f"recomputing {len(units_of)} records (e.g. {units_of[0].describe()}) {reason}", stacklevel=2)
     return todo
 
 

@@ -209,7 +209,7 @@ def test_every_spec_reference_in_the_readme_resolves() -> None:
     root = Path(__file__).resolve().parents[1]
     assert (root / "SPEC.md").is_file()
     spec = (root / "SPEC.md").read_text()
-    cited = set(re.findall(r"SPEC(?:\.md)?,? section (\d+)", (root / "README.md").read_text()))
+    cited = set(re.findall(r"SPEC(?:\.md\]\(SPEC\.md\)|\.md)? section (\d+)", (root / "README.md").read_text()))
     assert cited, "the README cites SPEC sections"
     for section in sorted(cited):
         assert re.search(rf"^## {section}[. ]", spec, re.MULTILINE), f"the README cites SPEC section {section}"
