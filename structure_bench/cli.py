@@ -17,20 +17,10 @@ import pandas as pd
 
 from structure_bench.errors import StructureBenchError
 
-BUILTIN_METHOD_PACKAGE = "structure_bench_baselines"
-
 
 def _print_frame(frame: pd.DataFrame) -> None:
     with pd.option_context("display.width", 200, "display.max_columns", 40, "display.max_colwidth", 60):
         print(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-
-
-def default_methods() -> list[str]:
-    """The built-in baselines: every registered method that ships with structure_bench."""
-    from structure_bench.methods import list_methods
-
-    methods = list_methods()
-    return list(methods.loc[methods["class"].str.startswith(BUILTIN_METHOD_PACKAGE), "name"])
 
 
 def _parse_params(items: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -221,6 +211,7 @@ def report_tables(out: Path) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from structure_bench.methods import builtin_methods
     from structure_bench.registry import list_tasks
     from structure_bench.runner import plan, run
 
@@ -229,7 +220,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         require_matplotlib("--plots (the report's figures)")
     tasks = args.tasks or list_tasks()
-    methods = list(dict.fromkeys(args.methods or default_methods()))
+    methods = list(dict.fromkeys(args.methods or builtin_methods()))
     if not args.no_calibration:
         from structure_bench.summary import CALIBRATION_METHODS
 

@@ -4,6 +4,7 @@ built-in baseline: packages are discovered (setup.py), so a new folder cannot be
 from __future__ import annotations
 
 import inspect
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -22,9 +23,13 @@ INSTALLED = {"structure_bench": "structure_bench", "tasks": "structure_bench_tas
 
 @pytest.fixture(scope="module")
 def wheel_files(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
+    # Built from a copy of the tree: setuptools leaves build/ behind, and a stale build/ would
+    # put files in the wheel that the tree no longer has.
+    source = tmp_path_factory.mktemp("source") / "structure_bench"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv", ".git", "results", "build", "*.egg-info", "__pycache__"))
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", str(ROOT), "-w", str(out)],
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", str(source), "-w", str(out)],
         check=True, capture_output=True, timeout=300,
     )
     (wheel,) = out.glob("structure_bench-*.whl")

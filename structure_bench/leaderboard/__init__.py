@@ -6,7 +6,8 @@ Data flows one way: result records -> ``submit`` (checks, freezes them into
 re-runs) and ``check_board`` (the committed pages are what those files give).
 """
 
-from structure_bench.leaderboard.board import build_board, check_board, write_board
+from structure_bench.leaderboard.board import check_board, write_board
+from structure_bench.leaderboard.model import build_board
 from structure_bench.leaderboard.submission import (
     SUBMISSION_SCHEMA,
     SubmissionRejected,

@@ -41,7 +41,7 @@ def submit_baselines(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from structure_bench.cli import default_methods
+    from structure_bench.methods import builtin_methods
     from structure_bench.registry import list_tasks
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args(argv)
     refused = submit_baselines(
-        args.out, args.board, args.tasks or list_tasks(), args.methods or default_methods(), args.seeds, args.jobs
+        args.out, args.board, args.tasks or list_tasks(), args.methods or builtin_methods(), args.seeds, args.jobs
     )
     for line in refused:
         print(f"not submitted: {line}", file=sys.stderr)

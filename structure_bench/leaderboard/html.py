@@ -13,7 +13,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from structure_bench.leaderboard.board import (
+from structure_bench.leaderboard.model import Board
+from structure_bench.leaderboard.tables import (
     BUDGET_NOTE,
     NO_BUDGET_ENTRY,
     NO_RANKED_ENTRY,
@@ -24,7 +25,6 @@ from structure_bench.leaderboard.board import (
     TASK_HEADER,
     UNRANKED_HEADER,
     UNRANKED_NOTE,
-    Board,
     cells_text,
     ranking_rows,
     reference_rows,

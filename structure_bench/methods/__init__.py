@@ -2,6 +2,7 @@
 
 from structure_bench.methods.protocol import Method, check_method, checked_outputs
 from structure_bench.methods.registry import (
+    builtin_methods,
     check_params,
     get_method,
     list_methods,
@@ -12,6 +13,7 @@ from structure_bench.methods.registry import (
 )
 
 __all__ = [
+    "builtin_methods",
     "Method",
     "check_method",
     "check_params",

@@ -210,6 +210,15 @@ def _type_problem(value: Any, default: Any, annotation: Any) -> str | None:
     return None
 
 
+BUILTIN_METHOD_PACKAGE = "structure_bench_baselines"
+
+
+def builtin_methods() -> list[str]:
+    """The built-in baselines: every registered method whose class ships in ``baselines/``."""
+    methods = list_methods()
+    return list(methods.loc[methods["class"].str.startswith(BUILTIN_METHOD_PACKAGE), "name"])
+
+
 def list_methods() -> pd.DataFrame:
     """Every registered method: name, import spec, and constructor parameters."""
     names = sorted(set(_METHODS) | set(_plugin_entry_points()))
