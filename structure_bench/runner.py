@@ -439,11 +439,6 @@ def write_unit(out: Path, result: UnitResult) -> dict[str, Any]:
     return result.record
 
 
-def run_unit(unit: WorkUnit, out: Path, save_codes: bool = False, threads: int = 1) -> dict[str, Any]:
-    """Fit and score one unit and write its record and arrays under ``out``; returns the record."""
-    return write_unit(Path(out), compute_unit(unit, save_codes, threads))
-
-
 def _package_version() -> str:
     from structure_bench import __version__
 
