@@ -52,6 +52,7 @@ class Oracle(_FixedDictionary):
     """
 
     uses_ground_truth = True
+    calibration_role = "oracle"
 
     def fit(self, X: np.ndarray, truth: Structure | None = None) -> Oracle:
         """X : [n_samples, d]; truth : a Directions or Subspaces at the same site."""
@@ -72,6 +73,8 @@ class Oracle(_FixedDictionary):
 
 class RandomDictionary(_FixedDictionary):
     """Calibration: random Gaussian unit decoder rows; least-squares or top-k codes."""
+
+    calibration_role = "random"
 
     def fit(self, X: np.ndarray) -> RandomDictionary:
         """X : [n_samples, d]."""

@@ -5,21 +5,17 @@
 >>> X = task.activations("hidden", split="train")   # float32 [n_train, d]
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
 from structure_bench.errors import MethodError, StructureBenchError, UnknownMethodError, UnknownTaskError
 from structure_bench.methods import Method, check_method, get_method, list_methods, register_method
 from structure_bench.registry import list_tasks, make, register_task
 from structure_bench.results import load_results
 from structure_bench.structures import Directions, Subspaces, Variables
 from structure_bench.task import Cell, Task, TaskArrays, TaskMetadata
-
-try:
-    __version__ = version("structure-bench")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0+unknown"
+from structure_bench.unit import evaluate
+from structure_bench.version import __version__
 
 __all__ = [
+    "__version__",
     "Cell",
     "Directions",
     "Method",
@@ -33,6 +29,7 @@ __all__ = [
     "UnknownTaskError",
     "Variables",
     "check_method",
+    "evaluate",
     "get_method",
     "list_methods",
     "list_tasks",

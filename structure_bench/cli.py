@@ -213,7 +213,8 @@ def report_tables(out: Path) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from structure_bench.methods import builtin_methods
     from structure_bench.registry import list_tasks
-    from structure_bench.runner import plan, run
+    from structure_bench.planning import plan
+    from structure_bench.runner import run
 
     if args.plots:
         from structure_bench.report.figures import require_matplotlib
@@ -221,10 +222,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         require_matplotlib("--plots (the report's figures)")
     tasks = args.tasks or list_tasks()
     methods = list(dict.fromkeys(args.methods or builtin_methods()))
-    if not args.no_calibration:
-        from structure_bench.summary import CALIBRATION_METHODS
+    if not args.no_calibration:  # the methods declaring each calibration role, unless one is run
+        from structure_bench.methods import calibration_methods, calibration_role
 
-        methods += [m for m in CALIBRATION_METHODS if m not in methods]
+        present = {calibration_role(m) for m in methods}
+        methods += [m for role, m in calibration_methods().items() if role not in present]
     units = plan(tasks, methods, args.seeds, site=args.site, params=_parse_params(args.param), cells=_cells(args))
     started = time.perf_counter()
     records = run(

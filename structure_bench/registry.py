@@ -7,6 +7,7 @@ Built-in tasks register through the same entry-point group an outside package wo
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import re
 from dataclasses import dataclass, field
@@ -121,6 +122,13 @@ def _suggestion(task_id: str, known: list[str]) -> str:
 def make(task_id: str, **kwargs: Any) -> Task:
     """Build the task ``task_id`` (e.g. ``"pizza-v1"``); keyword arguments override its defaults."""
     return spec(task_id).build(**kwargs)
+
+
+@functools.lru_cache(maxsize=None)
+def load_task(task_id: str) -> Task:
+    """``make(task_id)``, built once per process and shared by everything that uses it (the units
+    of a sweep, the summary, the report, the leaderboard)."""
+    return make(task_id)
 
 
 def list_tasks() -> list[str]:

@@ -5,11 +5,13 @@ A record is data only: loading one never imports or executes anything it names.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,11 @@ import pandas as pd
 from structure_bench.errors import StructureBenchError
 
 SCHEMA_VERSION = 2  # 2: task_identity, the portable identity of the task the record was made on
+# The results folder: records/<record name>.json, decoders/<record stem>.npy (float32
+# [n_latents, d]) and, with --plots, codes/<record stem>.npy (float16 [n_all, n_latents]).
 RECORDS_DIR = "records"
+DECODERS_DIR = "decoders"
+CODES_DIR = "codes"
 
 _number_or_null = {"type": ["number", "null"]}
 RESULT_SCHEMA: dict[str, Any] = {
@@ -107,6 +113,67 @@ def validate_record(record: dict[str, Any], source: str = "record") -> None:
         raise StructureBenchError(f"{source}: invalid result record at {where}: {exc.message}") from None
 
 
+@dataclass(frozen=True)
+class Record:
+    """One result record: the one home of its shape (``RESULT_SCHEMA``), its JSON (``to_json``,
+    ``from_json``) and its row of the tidy table (``row``).
+
+    cell : {"n_latents": int, "l0_target": int}. metrics : column -> value (None where not finite).
+    provenance : package_version, git_commit, wall/fit time, peak memory, hardware, finished_at,
+        decoder_file, method_source (see RESULT_SCHEMA).
+    """
+
+    task: str
+    task_identity: str
+    task_fingerprint: str
+    site: str
+    method: str
+    method_spec: str
+    params: dict[str, Any]
+    cell: dict[str, int]
+    seed: int
+    status: str
+    error: str | None
+    metrics: dict[str, float | None]
+    main_score: str
+    provenance: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as stored: JSON-safe (NaN/inf as null), with its schema version."""
+        document = {"schema_version": SCHEMA_VERSION, **dataclasses.asdict(self)}
+        document["params"] = json.loads(json.dumps(self.params, default=str))
+        return _json_safe(document)
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any], source: str | None = "record") -> Record:
+        """A stored record, validated against RESULT_SCHEMA (a one-line StructureBenchError names
+        ``source`` and the first violation); ``source=None`` skips validation (already done)."""
+        if source is not None:
+            validate_record(document, source)
+        return cls(**{f.name: document[f.name] for f in dataclasses.fields(cls)})
+
+    def row(self) -> dict[str, Any]:
+        """Its row of the tidy table (``records_to_frame``): the ID_COLUMNS, then every metric."""
+        return {
+            "task": self.task,
+            "site": self.site,
+            "method": self.method,
+            "n_latents": self.cell["n_latents"],
+            "l0_target": self.cell["l0_target"],
+            "seed": self.seed,
+            "status": self.status,
+            "error": self.error,
+            "main_score_name": self.main_score,
+            "main_score": self.metrics.get(self.main_score),
+            "wall_time_s": self.provenance["wall_time_s"],
+            "peak_memory_mb": self.provenance["peak_memory_mb"],
+            "task_identity": self.task_identity,
+            "task_fingerprint": self.task_fingerprint,
+            "decoder_file": self.provenance.get("decoder_file"),
+            **self.metrics,
+        }
+
+
 def _file_mode() -> int:
     """The mode ``open`` would give a new file: 0666 less this process's umask (0644 under the
     usual 022), so results in a shared folder are as readable as any file the user writes."""
@@ -150,7 +217,7 @@ def read_record(path: Path) -> dict[str, Any]:
         record = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise StructureBenchError(f"{path}: unreadable result record ({exc})") from None
-    validate_record(record, str(path))
+    Record.from_json(record, str(path))  # validates
     return record
 
 
@@ -190,29 +257,9 @@ ID_COLUMNS = [
 
 
 def records_to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per record: the ID_COLUMNS, then one float column per metric (NaN where absent)."""
-    rows = []
-    for r in records:
-        rows.append(
-            {
-                "task": r["task"],
-                "site": r["site"],
-                "method": r["method"],
-                "n_latents": r["cell"]["n_latents"],
-                "l0_target": r["cell"]["l0_target"],
-                "seed": r["seed"],
-                "status": r["status"],
-                "error": r["error"],
-                "main_score_name": r["main_score"],
-                "main_score": r["metrics"].get(r["main_score"]),
-                "wall_time_s": r["provenance"]["wall_time_s"],
-                "peak_memory_mb": r["provenance"]["peak_memory_mb"],
-                "task_identity": r["task_identity"],
-                "task_fingerprint": r["task_fingerprint"],
-                "decoder_file": r["provenance"].get("decoder_file"),
-                **r["metrics"],
-            }
-        )
+    """One row per record (``Record.row``): the ID_COLUMNS, then one float column per metric (NaN
+    where absent). ``records`` are stored records (dicts), as ``load_records`` returns them."""
+    rows = [Record.from_json(r, source=None).row() for r in records]
     frame = pd.DataFrame(rows, columns=ID_COLUMNS if not rows else None)
     metric_columns = [c for c in frame.columns if c not in ID_COLUMNS]
     frame[metric_columns + ["main_score"]] = frame[metric_columns + ["main_score"]].astype(float)

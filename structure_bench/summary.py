@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from structure_bench.methods import calibration_role
 from structure_bench.results import ID_COLUMNS
 from structure_bench.structures import Directions, Subspaces
 
 CONFIG = ["task", "site", "method", "n_latents", "l0_target"]
-CALIBRATION_METHODS = ("oracle", "random")
 
 
 def metric_columns(frame: pd.DataFrame) -> list[str]:
@@ -53,12 +53,15 @@ def summarise(frame: pd.DataFrame, out: str | Path | None = None) -> pd.DataFram
 
 
 def normalised(scores: pd.Series) -> pd.Series:
-    """(s - s_random) / (s_oracle - s_random) within each (task, site, n_latents, l0_target) cell."""
+    """(s - s_random) / (s_oracle - s_random) within each (task, site, n_latents, l0_target) cell,
+    where oracle and random are the methods declaring those calibration roles."""
     from structure_bench.metrics import normalise
 
     frame = scores.rename("score").reset_index()
     cell = ["task", "site", "n_latents", "l0_target"]
-    reference = frame[frame.method.isin(CALIBRATION_METHODS)].pivot_table(index=cell, columns="method", values="score")
+    # The references are found by the role their class declares (Method.calibration_role).
+    frame["role"] = frame.method.map({m: calibration_role(m) for m in frame.method.unique()})
+    reference = frame[frame.role.notna()].pivot_table(index=cell, columns="role", values="score")
     merged = frame.merge(reference, left_on=cell, right_index=True, how="left")
     values = [
         normalise(row.score, getattr(row, "random", np.nan), getattr(row, "oracle", np.nan))
@@ -84,7 +87,7 @@ def profile_columns(frame: pd.DataFrame, structures: dict) -> list[str]:
 def profile(frame: pd.DataFrame, task_id: str, site: str | None = None) -> pd.DataFrame:
     """For one task: per method and cell, the mean over seeds of how its latents align with each
     candidate structure (directions' MCC, subspaces' purity/coverage, eta^2 of each variable)."""
-    from structure_bench.runner import load_task
+    from structure_bench.registry import load_task
 
     task = load_task(task_id)
     site = site or task.metadata.default_site

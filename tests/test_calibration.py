@@ -7,8 +7,12 @@ import numpy as np
 import pytest
 
 import structure_bench as sb
-from structure_bench.runner import compute_unit, plan
+from structure_bench.methods import registry as method_registry
+from structure_bench.planning import plan
+from structure_bench.runner import run
 from structure_bench.structures import Directions
+from structure_bench.summary import summarise
+from structure_bench.unit import compute_unit
 
 BUILTIN_TASKS = [t for t in sb.list_tasks() if t != "toy-v1"]
 
@@ -55,3 +59,29 @@ def test_random_dictionary_scores_near_chance(task_id: str) -> None:
         # Codes favour latents that point into the data, so purity may sit a little above chance.
         assert chance - 0.05 < scores[f"{name}/purity"] < chance + 0.2, (scores[f"{name}/purity"], chance)
         assert scores[f"{name}/subspace_f"] < 0.5
+
+
+class RenamedOracle(sb.get_method("oracle")):
+    """The oracle under another name: still the reference that scores 1."""
+
+
+class RenamedRandom(sb.get_method("random")):
+    """The random dictionary under another name: still the reference that scores 0."""
+
+
+def test_calibration_references_are_found_by_their_role_not_their_name(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(method_registry._METHODS, "truth-reference", RenamedOracle)
+    monkeypatch.setitem(method_registry._METHODS, "chance-reference", RenamedRandom)
+    methods = ["truth-reference", "chance-reference", "pca"]
+    run(plan(["superposition-v1"], methods, [0]), tmp_path, progress=False)
+    table = summarise(sb.load_results(tmp_path)).set_index("method")
+    assert np.allclose(table.loc["truth-reference", "main_score_norm"], 1.0)
+    assert np.allclose(table.loc["chance-reference", "main_score_norm"], 0.0)
+    assert table.loc["pca", "main_score_norm"].notna().all()
+    with pytest.raises(sb.StructureBenchError, match="two registered methods declare the calibration role '(oracle|random)'"):
+        method_registry.calibration_methods()
+    monkeypatch.delitem(method_registry._METHODS, "truth-reference")
+    monkeypatch.delitem(method_registry._METHODS, "chance-reference")
+    assert method_registry.calibration_methods() == {"oracle": "oracle", "random": "random"}

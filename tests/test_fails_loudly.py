@@ -19,7 +19,8 @@ import structure_bench as sb
 from structure_bench.cli import main
 from structure_bench.errors import MethodError
 from structure_bench.results import MalformedRecordWarning, load_records, record_paths
-from structure_bench.runner import plan, run
+from structure_bench.planning import plan
+from structure_bench.runner import run
 from structure_bench.summary import summarise
 
 TASK = "toy-v1"

@@ -10,7 +10,8 @@ import toy_task  # noqa: F401  (registers toy-v1)
 
 import structure_bench as sb
 from structure_bench.hidden import HiddenInstance, SignedPermutation, hidden_task_id
-from structure_bench.runner import compute_unit, plan
+from structure_bench.planning import plan
+from structure_bench.unit import compute_unit
 
 
 def _hidden(task_id: str, secret: int, fresh: bool = False) -> str:

@@ -29,7 +29,8 @@ from structure_bench.leaderboard.submission import document_digest
 from structure_bench.leaderboard.verify import trusted_method_class, verification_path
 from structure_bench.methods import registry as method_registry
 from structure_bench.results import record_paths
-from structure_bench.runner import plan, run
+from structure_bench.planning import plan
+from structure_bench.runner import run
 
 GOOD = "toy_leaderboard_methods:RepeatedDirections"
 OTHER = "toy_leaderboard_methods:NoisyDirections"

@@ -11,7 +11,8 @@ import pytest
 import structure_bench as sb
 from structure_bench.cli import main
 from structure_bench.results import load_results
-from structure_bench.runner import plan, run
+from structure_bench.planning import plan
+from structure_bench.runner import run
 from structure_bench.summary import metric_columns
 from toy_task import LeastSquares, ToyTask
 

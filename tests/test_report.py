@@ -14,7 +14,9 @@ import toy_task  # noqa: F401  (registers toy-v1)
 from structure_bench.cli import main
 from structure_bench.registry import list_tasks
 from structure_bench.report import write_report
-from structure_bench.runner import CODES_DIR, plan, run
+from structure_bench.planning import plan
+from structure_bench.results import CODES_DIR
+from structure_bench.runner import run
 from structure_bench.task import Cell
 
 pytest.importorskip("matplotlib")

@@ -19,7 +19,8 @@ from proc_tree import children
 import structure_bench as sb
 from structure_bench.cli import main
 from structure_bench.results import RESULT_SCHEMA, SCHEMA_VERSION, load_records, read_record, record_paths
-from structure_bench.runner import plan, run
+from structure_bench.planning import plan
+from structure_bench.runner import run
 from structure_bench.summary import summarise
 
 TESTS = Path(__file__).parent
@@ -197,3 +198,13 @@ def test_sweeps_leave_out_nonnegative_methods_on_signed_sites() -> None:
     with pytest.warns(UserWarning, match="nmf left out on toy-v1/hidden"):
         units = plan(["toy-v1"], ["nmf", "random"], seeds=[0])
     assert {u.method for u in units} == {"random"}
+
+
+def test_evaluate_gives_the_record_a_sweep_writes(tmp_path: Path) -> None:
+    cell = sb.Cell(6, 1)
+    (swept,) = run(plan(["toy-v1"], ["toy_task:LeastSquares"], seeds=[2], cells=[cell]), tmp_path, progress=False)
+    record = sb.evaluate(toy_task.LeastSquares, "toy-v1", cell, seed=2)  # a class, as in a notebook
+    assert record["metrics"] == swept["metrics"] and record["method"] == "toy_task:LeastSquares"
+    assert sb.evaluate("toy_task:LeastSquares", sb.make("toy-v1"), seed=2)["cell"] == {"n_latents": 6, "l0_target": 1}
+    with pytest.raises(sb.StructureBenchError, match="has no parameter 'alpah'"):
+        sb.evaluate("toy_task:LeastSquares", "toy-v1", params={"alpah": 1})

@@ -20,7 +20,8 @@ from toy_dying_methods import MARKER_ENV, SLOW_TASK
 
 from structure_bench import Cell
 from structure_bench.results import read_record, record_paths
-from structure_bench.runner import plan, run
+from structure_bench.planning import plan
+from structure_bench.runner import run
 
 TESTS = Path(__file__).parent
 CELL = Cell(6, 1)  # one small cell of toy-v1 keeps the runs short
@@ -117,7 +118,7 @@ def test_keyboard_interrupt_in_fit_still_stops_the_run(tmp_path: Path) -> None:
 def test_dead_workers_are_recorded_failures_and_the_run_goes_on(tmp_path: Path) -> None:
     dying, fine = "toy_dying_methods:DiesOnSeeds1And2", "toy_task:LeastSquares"
     script = (
-        "import sys; from structure_bench import Cell; from structure_bench.runner import plan, run; "
+        "import sys; from structure_bench import Cell; from structure_bench.planning import plan; from structure_bench.runner import run; "
         "run(plan(['toy-v1'], sys.argv[2:], seeds=[0, 1, 2, 3], cells=[Cell(6, 1)]), sys.argv[1], jobs=2, progress=False)"
     )
     subprocess.run(

@@ -22,7 +22,8 @@ def submit_baselines(
     """Run (resumably, under ``out/<method>``), submit and verify each method; returns one line per
     method that could not be submitted or did not verify (the others are ranked on the board)."""
     from structure_bench.leaderboard.verify import verify
-    from structure_bench.runner import plan, run
+    from structure_bench.planning import plan
+    from structure_bench.runner import run
 
     refused = []
     for method in methods:

@@ -105,7 +105,7 @@ def _entry(board: Path, document: dict[str, Any], identities: dict[str, str]) ->
 def current_identities(task_ids: Iterable[str]) -> dict[str, str]:
     """Task id -> its identity on this machine now, for the registered ones among ``task_ids``."""
     from structure_bench.registry import registry
-    from structure_bench.runner import load_task
+    from structure_bench.registry import load_task
 
     known = registry()
     return {t: load_task(t).identity for t in task_ids if t in known}

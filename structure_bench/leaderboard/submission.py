@@ -138,7 +138,7 @@ def _read_run(results_dir: Path, problems: list[str]) -> list[dict[str, Any]]:
 
 def _suite_entry(task_id: str) -> dict[str, Any]:
     """What the submission records about a task as it is now: identity, site, score, grid."""
-    from structure_bench.runner import load_task
+    from structure_bench.registry import load_task
 
     task = load_task(task_id)
     meta = task.metadata

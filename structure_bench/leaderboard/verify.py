@@ -220,7 +220,7 @@ def _hidden_instances(
     with an ``instance_seed``, unless not ``fresh_too``) a fresh one; returns hidden id -> secrets."""
     from structure_bench.hidden import HiddenInstance, hidden_task_id
     from structure_bench.registry import register_task, registry
-    from structure_bench.runner import load_task
+    from structure_bench.registry import load_task
 
     instances = {}
     for task_id in task_ids:
@@ -258,7 +258,9 @@ def verify(
     Writes ``board/verified/<name>.json`` and returns ``acceptance``'s table; raises
     SubmissionRejected naming every task and metric that does not reproduce.
     """
-    from structure_bench.runner import load_task, plan, run
+    from structure_bench.planning import plan
+    from structure_bench.registry import load_task
+    from structure_bench.runner import run
 
     document = read_submission(submission_path(board, name))
     task_ids = tasks or list(document["tasks"])

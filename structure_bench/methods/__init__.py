@@ -1,8 +1,10 @@
 """Dictionary learners: the protocol, the registry, and the boundary checks."""
 
-from structure_bench.methods.protocol import Method, check_method, checked_outputs
+from structure_bench.methods.protocol import CALIBRATION_ROLES, Method, check_method, checked_outputs
 from structure_bench.methods.registry import (
     builtin_methods,
+    calibration_methods,
+    calibration_role,
     check_params,
     get_method,
     list_methods,
@@ -13,7 +15,10 @@ from structure_bench.methods.registry import (
 )
 
 __all__ = [
+    "CALIBRATION_ROLES",
     "builtin_methods",
+    "calibration_methods",
+    "calibration_role",
     "Method",
     "check_method",
     "check_params",

@@ -16,6 +16,9 @@ from sklearn.base import BaseEstimator
 from structure_bench.errors import MethodError
 
 
+CALIBRATION_ROLES = ("oracle", "random")  # normalised score 1 and 0
+
+
 class Method(BaseEstimator):
     """Base class for dictionary learners; gives ``get_params``/``set_params``/``clone``.
 
@@ -34,6 +37,9 @@ class Method(BaseEstimator):
 
     # Calibration methods (oracle) are handed the truth: fit(X, truth=structure).
     uses_ground_truth: ClassVar[bool] = False
+    # The calibration references normalised scores are computed against: "oracle" (scores 1) or
+    # "random" (scores 0). Found by this role, never by name (CALIBRATION_ROLES).
+    calibration_role: ClassVar[str | None] = None
     # Methods that only make sense on non-negative sites (NMF); a sweep leaves out the others.
     requires_nonnegative: ClassVar[bool] = False
     # Methods whose codes are non-negative by construction (SAEs, NMF): a negative code is a bug,

@@ -210,6 +210,28 @@ def _type_problem(value: Any, default: Any, annotation: Any) -> str | None:
     return None
 
 
+def calibration_role(spec: str) -> str | None:
+    """The calibration role ("oracle", "random") the method ``spec`` declares, or None (also when
+    it cannot be imported here: a record's method that is gone calibrates nothing)."""
+    try:
+        return getattr(get_method(spec), "calibration_role", None)
+    except StructureBenchError:
+        return None
+
+
+def calibration_methods() -> dict[str, str]:
+    """Role -> the registered method that declares it (a role claimed twice is an error)."""
+    found: dict[str, str] = {}
+    for name in sorted(set(_METHODS) | set(_plugin_entry_points())):
+        role = calibration_role(name)
+        if role is None or found.get(role) == name:
+            continue
+        if role in found and get_method(found[role]) is not get_method(name):
+            raise StructureBenchError(f"two registered methods declare the calibration role {role!r}: {found[role]} and {name}")
+        found.setdefault(role, name)
+    return found
+
+
 BUILTIN_METHOD_PACKAGE = "structure_bench_baselines"
 
 

@@ -29,8 +29,8 @@ from structure_bench.report.figures import (
 )
 from structure_bench.report.html import Section, render_page
 from structure_bench.report.pizza import pizza_figures
-from structure_bench.results import load_results, write_text
-from structure_bench.runner import CODES_DIR, load_task
+from structure_bench.results import CODES_DIR, load_results, write_text
+from structure_bench.registry import load_task
 from structure_bench.summary import profile, profile_columns, summarise
 from structure_bench.task import Cell, Task
 
@@ -143,7 +143,7 @@ def write_report(results_dir: str | Path, out_html: str | Path | None = None, jo
     summary = summarise(frame, results_dir)
     work = [(results_dir, frame, summary, task_id, site) for (task_id, site), _ in frame.groupby(["task", "site"], sort=True)]
     if jobs > 1 and len(work) > 1:
-        from structure_bench.runner import Registrations, spawn_pool
+        from structure_bench.executors import Registrations, spawn_pool
 
         registrations = Registrations.of(frame.task.unique())
         with spawn_pool(min(jobs, len(work)), registrations) as pool:  # sections come back in order

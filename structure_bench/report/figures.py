@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from structure_bench.errors import StructureBenchError
+from structure_bench.methods import calibration_role
 from structure_bench.metrics.directions import abs_cosines, hungarian_match
 from structure_bench.metrics.subspaces import subspace_shares
 from structure_bench.structures import Directions, Structure, Subspaces
@@ -59,13 +60,15 @@ def new_figure(width: float, height: float, layout: str | None = "constrained") 
 
 
 def method_colours(methods: Sequence[str]) -> dict[str, str]:
-    """A fixed colour per method name: oracle black, random grey, the rest tab10 in sorted order."""
+    """A fixed colour per method name: the calibration references by their role (oracle black,
+    random grey), the rest tab10 in sorted order."""
     from matplotlib import colormaps
 
     palette = colormaps["tab10"].colors
-    others = sorted(set(methods) - set(CALIBRATION_COLOURS))
+    roles = {name: calibration_role(name) for name in methods}
+    others = sorted(name for name, role in roles.items() if role not in CALIBRATION_COLOURS)
     colours = {name: palette[i % len(palette)] for i, name in enumerate(others)}
-    return colours | {name: colour for name, colour in CALIBRATION_COLOURS.items() if name in methods}
+    return colours | {name: CALIBRATION_COLOURS[role] for name, role in roles.items() if role in CALIBRATION_COLOURS}
 
 
 def latent_strength(codes: np.ndarray | None, n_latents: int) -> np.ndarray:

@@ -1,0 +1,222 @@
+"""One unit of work: fit a method on one task cell and seed, check its outputs, score it, and
+build its record (``compute_unit``; ``evaluate`` is the same for a notebook). Writes nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import functools
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from structure_bench.errors import StructureBenchError
+from structure_bench.methods import checked_outputs, get_method, method_import_spec
+from structure_bench.metrics import evaluate as score_structures
+from structure_bench.metrics import task_effect
+from structure_bench.planning import WorkUnit, plan
+from structure_bench.provenance import PeakMemory, git_commit, hardware, method_source_of, package_version
+from structure_bench.registry import load_task
+from structure_bench.results import CODES_DIR, DECODERS_DIR, Record
+from structure_bench.task import Cell, Task
+
+
+@functools.lru_cache(maxsize=None)
+def _clean_and_ablated_logits(task_id: str, site: str) -> tuple[np.ndarray, np.ndarray]:
+    task = load_task(task_id)
+    X_test = task.activations(site, "test")
+    mean = task.activations(site, "train").mean(axis=0, dtype=np.float64)
+    ablated = np.broadcast_to(mean.astype(np.float32), X_test.shape)
+    return task.forward(X_test, site, "test"), task.forward(np.array(ablated), site, "test")
+
+
+def _fit_and_score(
+    unit: WorkUnit, save_codes: bool = False
+) -> tuple[dict[str, float], dict[str, Any], str, float, dict[str, np.ndarray]]:
+    """Fit, check, score. Returns (metrics, params, method spec, fit seconds, arrays).
+
+    arrays : relative path under the results directory -> array to save there: the decoder
+    [n_latents, d] as float32 and, with save_codes, the codes of every sample of the site
+    [n_all, n_latents] as float16 under codes/ (the report's per-latent figures read them).
+    """
+    task = load_task(unit.task)
+    cls = get_method(unit.method)
+    X_train = task.activations(unit.site, "train")
+    X_test = task.activations(unit.site, "test")
+    fit_kwargs: dict[str, Any] = {}
+    n_latents = unit.cell.n_latents
+    if getattr(cls, "uses_ground_truth", False):
+        truth = task.primary_structure(unit.site, "train")
+        fit_kwargs["truth"] = truth
+        n_latents = truth.size
+    method = cls(n_latents=n_latents, l0_target=unit.cell.l0_target, seed=unit.seed, **unit.params)
+    started = time.perf_counter()
+    method.fit(X_train, **fit_kwargs)
+    fit_seconds = time.perf_counter() - started
+    Z, X_hat, decoder, bias = checked_outputs(method, unit.method, X_test)
+    metrics = score_structures(X_test, Z, X_hat, decoder, bias, task.structures(unit.site, "test"))
+    if task.has_model(unit.site):
+        clean, ablated = _clean_and_ablated_logits(unit.task, unit.site)
+        spliced = task.forward(X_hat.astype(np.float32), unit.site, "test")
+        metrics.update(task_effect(clean, spliced, ablated, task.targets("test")))
+    arrays = {f"{DECODERS_DIR}/{unit.decoder_name}": decoder.astype(np.float32)}
+    if save_codes:
+        codes = method.encode(task.activations(unit.site, "all"))
+        arrays[f"{CODES_DIR}/{unit.decoder_name}"] = np.asarray(codes, dtype=np.float16)
+    params = method.get_params() if hasattr(method, "get_params") else dict(unit.params)
+    return metrics, params, method_import_spec(cls), fit_seconds, arrays
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@dataclass
+class UnitResult:
+    """What computing a unit produces: its record and the arrays to save beside it.
+
+    arrays : relative path under the results directory -> array (see ``_fit_and_score``).
+    """
+
+    unit: WorkUnit
+    record: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+
+
+@contextlib.contextmanager
+def unit_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``threads`` torch and BLAS/OpenMP threads, then restore the old counts.
+
+    Every executor runs a unit under the same count, because the count can change the order of
+    floating-point sums and so the last bits of a result.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def compute_unit(unit: WorkUnit, save_codes: bool = False, threads: int = 1) -> UnitResult:
+    """Fit and score one unit, writing nothing; failures are recorded, not raised.
+
+    A method that raises, or calls ``sys.exit``, fails its unit; KeyboardInterrupt (Ctrl-C, and
+    SIGTERM under the CLI) still stops the run.
+    save_codes : also return the codes of every sample of the site (see ``_fit_and_score``).
+    threads : torch and BLAS threads for this unit (see ``unit_threads``).
+    """
+    task = load_task(unit.task)
+    started = time.perf_counter()
+    metrics: dict[str, float] = {}
+    params: dict[str, Any] = dict(unit.params)
+    arrays: dict[str, np.ndarray] = {}
+    spec, fit_seconds, failure = unit.method, None, None
+    with PeakMemory() as memory, unit_threads(threads), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence chatter from sklearn et al. is not a result
+        try:
+            metrics, params, spec, fit_seconds, arrays = _fit_and_score(unit, save_codes)
+        except (Exception, SystemExit) as exc:  # a broken method must not stop the run
+            failure = one_line(exc)
+    record = _unit_record(
+        unit, task, failure, metrics=metrics, params=params, spec=spec, started=started, fit_seconds=fit_seconds,
+        memory=memory, threads=threads,
+    )
+    return UnitResult(unit, record, arrays)
+
+
+def failed_unit(unit: WorkUnit, failure: str, started: float, threads: int) -> UnitResult:
+    """The failure record of a unit whose computation ended without a result (its worker died).
+
+    Built by the driver, from the same code as a unit's own record, so it reads like any failure.
+    started : ``time.perf_counter()`` when the unit was sent to the worker.
+    """
+    record = _unit_record(
+        unit, load_task(unit.task), failure, metrics={}, params=dict(unit.params), spec=unit.method,
+        started=started, fit_seconds=None, memory=PeakMemory(), threads=threads,
+    )
+    return UnitResult(unit, record, {})
+
+
+def _unit_record(
+    unit: WorkUnit,
+    task: Task,
+    failure: str | None,
+    *,
+    metrics: dict[str, float],
+    params: dict[str, Any],
+    spec: str,
+    started: float,
+    fit_seconds: float | None,
+    memory: PeakMemory,
+    threads: int,
+) -> dict[str, Any]:
+    """A unit's record: ok, or failed with ``failure`` (one line) as the reason.
+
+    memory : the sampler that watched the unit; an unentered one (no peak) when none did.
+    """
+    error = f"method {unit.method} on {unit.describe()}: {failure}" if failure else None
+    return Record(
+        task=unit.task_id,
+        task_identity=task.identity,
+        task_fingerprint=task.fingerprint,
+        site=unit.site,
+        method=unit.method,
+        method_spec=spec,
+        params=params,
+        cell={"n_latents": unit.cell.n_latents, "l0_target": unit.cell.l0_target},
+        seed=unit.seed,
+        status="failed" if error else "ok",
+        error=error,
+        metrics={k: float(v) for k, v in metrics.items()},
+        main_score=task.metadata.main_score,
+        provenance={
+            "package_version": package_version(),
+            "git_commit": git_commit(),
+            "wall_time_s": time.perf_counter() - started,
+            "fit_time_s": fit_seconds,
+            "peak_memory_mb": memory.peak_mb,
+            "hardware": {**hardware(), "torch_threads": threads},
+            "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "decoder_file": None if error else f"{DECODERS_DIR}/{unit.decoder_name}",
+            "method_source": method_source_of(unit.method),
+        },
+    ).to_json()
+
+
+def evaluate(
+    method: str | type,
+    task: str | Task,
+    cell: Cell | None = None,
+    seed: int = 0,
+    site: str | None = None,
+    params: dict[str, Any] | None = None,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """Fit and score one method on one task cell and seed, as a sweep would; returns its record.
+
+    For a notebook: ``sb.evaluate("topk-sae", "pizza-v1", sb.Cell(256, 8), seed=0)``. Nothing is
+    written; a failure is returned as a failed record, like a sweep's.
+
+    method : a registered name, a ``module:Class`` spec, or a method class (a class defined in a
+        notebook works: it is named ``__main__:Class``).
+    task : a registered task id, or a task built by ``sb.make`` (named by its id).
+    cell : default the first cell of the task's grid.
+    site : default the task's default site.
+    params : extra constructor parameters, checked against the method's signature first.
+    """
+    spec = method if isinstance(method, str) else method_import_spec(method)
+    task_id = task if isinstance(task, str) else task.id
+    grid_cell = cell if cell is not None else load_task(task_id).metadata.grid[0]
+    units = plan([task_id], [spec], [seed], site=site, params={spec: params} if params else None, cells=[grid_cell])
+    if not units:
+        raise StructureBenchError(f"{spec} does not apply to {task_id}: it needs non-negative activations")
+    return compute_unit(units[0], threads=threads).record
