@@ -11,8 +11,9 @@ import numpy as np
 from sklearn.decomposition import sparse_encode
 
 from structure_bench.errors import MethodError
+from structure_bench.kinds import kind_of
 from structure_bench.methods import Method
-from structure_bench.structures import Directions, Structure, Subspaces
+from structure_bench.structures import Structure
 
 # Tasks draw their truth from default_rng(seed) too: a separate stream keeps a "random" dictionary
 # from being the truth itself when the seeds coincide.
@@ -55,13 +56,13 @@ class Oracle(_FixedDictionary):
     calibration_role = "oracle"
 
     def fit(self, X: np.ndarray, truth: Structure | None = None) -> Oracle:
-        """X : [n_samples, d]; truth : a Directions or Subspaces at the same site."""
-        if isinstance(truth, Directions):
-            dictionary = truth.vectors
-        elif isinstance(truth, Subspaces):
-            dictionary = np.vstack(truth.bases)
-        else:
-            raise MethodError(f"oracle needs a Directions or Subspaces truth, got {type(truth).__name__}")
+        """X : [n_samples, d]; truth : a structure at the same site whose kind has a dictionary
+        (``Kind.oracle_dictionary``: directions' vectors, subspaces' stacked bases)."""
+        dictionary = None if truth is None else kind_of(truth).oracle_dictionary(truth)
+        if dictionary is None:
+            raise MethodError(
+                f"oracle needs a truth whose kind has a dictionary (Directions, Subspaces), got {type(truth).__name__}"
+            )
         if len(dictionary) != self.n_latents:
             raise MethodError(f"oracle: n_latents={self.n_latents} but the truth has {len(dictionary)} directions")
         self._use_dictionary(dictionary, X)

@@ -6,6 +6,7 @@
 """
 
 from structure_bench.errors import MethodError, StructureBenchError, UnknownMethodError, UnknownTaskError
+from structure_bench.kinds.hierarchy import Hierarchy
 from structure_bench.methods import Method, check_method, get_method, list_methods, register_method
 from structure_bench.registry import list_tasks, make, register_task
 from structure_bench.results import load_results
@@ -18,6 +19,7 @@ __all__ = [
     "__version__",
     "Cell",
     "Directions",
+    "Hierarchy",
     "Method",
     "MethodError",
     "StructureBenchError",

@@ -18,19 +18,21 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
-from structure_bench.structures import Directions, Structure, Subspaces, Variables
+from structure_bench.kinds import kind_named, kind_of
+from structure_bench.structures import frame_from_arrays, frame_to_arrays
 
 if TYPE_CHECKING:
+    from structure_bench.structures import Structure
     from structure_bench.task import Task, TaskArrays
 
 CACHE_ENV = "STRUCTURE_BENCH_CACHE"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a structure's arrays and meta are its kind's (``Kind.to_arrays``)
 
 
 class CacheWarning(UserWarning):
@@ -48,63 +50,23 @@ def cache_root() -> Path:
 
 # -- flattening to named arrays -----------------------------------------------------------
 
-def _frame_to_arrays(prefix: str, frame: pd.DataFrame) -> tuple[dict[str, np.ndarray], list[str]]:
-    columns = [str(c) for c in frame.columns]
-    arrays = {}
-    for column in columns:
-        values = frame[column].to_numpy()
-        if values.dtype.hasobject and all(isinstance(v, str) for v in values):
-            values = values.astype(str)  # fixed-width unicode: storable and hashable by content
-        arrays[f"{prefix}/{column}"] = values
-    return arrays, columns
+def _structure_prefix(site: str, name: str) -> str:
+    return f"structures/{site}/{name}/"
 
 
-def _structure_to_arrays(prefix: str, s: Structure) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    arrays: dict[str, np.ndarray] = {}
-    meta: dict[str, Any] = {"kind": s.kind}
-    if isinstance(s, Directions):
-        arrays[f"{prefix}/vectors"] = s.vectors
-        if s.coefficients is not None:
-            arrays[f"{prefix}/coefficients"] = s.coefficients
-        if s.labels is not None:
-            label_arrays, meta["labels"] = _frame_to_arrays(f"{prefix}/labels", s.labels)
-            arrays.update(label_arrays)
-    elif isinstance(s, Subspaces):
-        for g, basis in enumerate(s.bases):
-            arrays[f"{prefix}/basis/{g}"] = basis
-        meta["labels"] = list(s.labels)
-        if s.membership is not None:
-            arrays[f"{prefix}/membership"] = s.membership
-    else:
-        value_arrays, meta["columns"] = _frame_to_arrays(f"{prefix}/values", s.values)
-        arrays.update(value_arrays)
-        meta["kinds"] = dict(s.kinds)
-    return arrays, meta
+def flatten(arrays: TaskArrays, reference: bool = False) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """TaskArrays -> (named arrays, JSON-able layout) for storage and fingerprinting.
 
-
-def _structure_from_arrays(prefix: str, name: str, meta: dict[str, Any], arrays: Any) -> Structure:
-    kind = meta["kind"]
-    if kind == "directions":
-        labels = None
-        if "labels" in meta:
-            labels = pd.DataFrame({c: arrays[f"{prefix}/labels/{c}"] for c in meta["labels"]})
-        coefficients = arrays[f"{prefix}/coefficients"] if f"{prefix}/coefficients" in arrays else None
-        return Directions(name, arrays[f"{prefix}/vectors"], coefficients, labels)
-    if kind == "subspaces":
-        bases = [arrays[f"{prefix}/basis/{g}"] for g in range(len(meta["labels"]))]
-        membership = arrays[f"{prefix}/membership"] if f"{prefix}/membership" in arrays else None
-        return Subspaces(name, bases, meta["labels"], membership)
-    values = pd.DataFrame({c: arrays[f"{prefix}/values/{c}"] for c in meta["columns"]})
-    return Variables(name, values, meta["kinds"])
-
-
-def flatten(arrays: TaskArrays) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """TaskArrays -> (named arrays, JSON-able layout) for storage and fingerprinting."""
+    Each structure is stored as its kind makes it (``Kind.to_arrays``) under
+    ``structures/<site>/<name>/``, its meta with the ``kind`` it is read back by. With
+    ``reference``, each structure is in the form its kind has the task's identity summarise
+    (``Kind.reference_form``) instead, which need not be readable back.
+    """
     flat: dict[str, np.ndarray] = {}
     layout: dict[str, Any] = {"sites": list(arrays.activations), "structures": {}}
     for site, X in arrays.activations.items():
         flat[f"activations/{site}"] = X
-    input_arrays, layout["inputs"] = _frame_to_arrays("inputs", arrays.inputs)
+    input_arrays, layout["inputs"] = frame_to_arrays("inputs", arrays.inputs)
     flat.update(input_arrays)
     flat["split/train"] = arrays.train_idx
     flat["split/test"] = arrays.test_idx
@@ -116,23 +78,30 @@ def flatten(arrays: TaskArrays) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     for site, structures in arrays.structures.items():
         layout["structures"][site] = {}
         for name, structure in structures.items():
-            s_arrays, s_meta = _structure_to_arrays(f"structures/{site}/{name}", structure)
-            flat.update(s_arrays)
+            kind = kind_of(structure)
+            s_arrays, s_meta = kind.to_arrays(structure)
+            s_meta = {"kind": structure.kind, **s_meta}
+            if reference:
+                s_arrays, s_meta = kind.reference_form(s_arrays, s_meta)
+            flat.update({_structure_prefix(site, name) + key: value for key, value in s_arrays.items()})
             layout["structures"][site][name] = s_meta
     return flat, layout
 
 
-def unflatten(flat: Any, layout: dict[str, Any]) -> TaskArrays:
+def _structure_from_arrays(site: str, name: str, meta: dict[str, Any], flat: Mapping[str, np.ndarray]) -> Structure:
+    prefix = _structure_prefix(site, name)
+    own = {key[len(prefix):]: value for key, value in flat.items() if key.startswith(prefix)}
+    return kind_named(meta["kind"]).from_arrays(name, own, meta)
+
+
+def unflatten(flat: Mapping[str, np.ndarray], layout: dict[str, Any]) -> TaskArrays:
     from structure_bench.task import TaskArrays
 
     return TaskArrays(
         activations={site: flat[f"activations/{site}"] for site in layout["sites"]},
-        inputs=pd.DataFrame({c: flat[f"inputs/{c}"] for c in layout["inputs"]}),
+        inputs=frame_from_arrays("inputs", layout["inputs"], flat),
         structures={
-            site: {
-                name: _structure_from_arrays(f"structures/{site}/{name}", name, meta, flat)
-                for name, meta in structures.items()
-            }
+            site: {name: _structure_from_arrays(site, name, meta, flat) for name, meta in structures.items()}
             for site, structures in layout["structures"].items()
         },
         train_idx=flat["split/train"],
@@ -157,10 +126,13 @@ def fingerprint(flat: dict[str, np.ndarray]) -> str:
 
 def source_hash(task: Task) -> str:
     """Hash of what defines the stored bytes: the task's files and the code that stores and summarises them."""
-    from structure_bench import identity, structures
+    from structure_bench import identity, kinds, structures
 
+    storing = [
+        Path(structures.__file__), *sorted(Path(kinds.__file__).parent.glob("*.py")), Path(identity.__file__), Path(__file__)
+    ]
     digest = hashlib.sha256(f"format={FORMAT_VERSION}".encode())
-    for path in sorted(task.source_files()) + [Path(structures.__file__), Path(identity.__file__), Path(__file__)]:
+    for path in sorted(task.source_files()) + storing:
         digest.update(path.name.encode())
         digest.update(Path(path).read_bytes())
     return digest.hexdigest()

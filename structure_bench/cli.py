@@ -81,6 +81,7 @@ def _cells(args: argparse.Namespace) -> list[Any] | None:
 # -- commands -------------------------------------------------------------------------------
 
 def cmd_tasks(args: argparse.Namespace) -> None:
+    from structure_bench.kinds import kind_of
     from structure_bench.registry import list_tasks, make
 
     rows = []
@@ -94,7 +95,7 @@ def cmd_tasks(args: argparse.Namespace) -> None:
                     "n": len(task.arrays.inputs),
                     "d": task.activations(site, "all").shape[1],
                     "structures": ", ".join(
-                        f"{name} ({s.kind}{'' if s.kind == 'variables' else f', {s.size}'})"
+                        f"{name} ({kind_of(s).describe(s)})"
                         + (" [primary]" if site == task.metadata.default_site and name == task.metadata.primary else "")
                         for name, s in task.structures(site).items()
                     ),

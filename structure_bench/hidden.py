@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from structure_bench.kinds import kind_of
 from structure_bench.registry import make, parse_task_id
-from structure_bench.structures import Directions, Structure, Subspaces
+from structure_bench.structures import Structure
 from structure_bench.task import Split, Task, TaskArrays
 
 
@@ -57,12 +58,8 @@ class SignedPermutation:
         return out
 
     def structure(self, s: Structure) -> Structure:
-        """The structure with its geometry (direction rows, subspace bases) mapped."""
-        if isinstance(s, Directions):
-            return replace(s, vectors=self.apply(s.vectors))
-        if isinstance(s, Subspaces):
-            return replace(s, bases=[self.apply(b) for b in s.bases])
-        return s
+        """The structure with its geometry (direction rows, subspace bases) mapped (``Kind.map_units``)."""
+        return kind_of(s).map_units(s, self.apply)
 
 
 class HiddenInstance(Task):

@@ -142,18 +142,13 @@ def summarise(array: np.ndarray) -> dict[str, Any]:
 def statistics(arrays: TaskArrays) -> dict[str, Any]:
     """Reference statistics of a task's arrays: {"layout": ..., "arrays": name -> summary}.
 
-    Names are ``cache.flatten``'s, except that a subspace basis ``.../basis/g`` [r, d] is
-    replaced by its projector ``.../projector/g`` [d, d].
+    Names and layout are ``cache.flatten``'s with each structure in its kind's reference form
+    (``Kind.reference_form``): e.g. a subspace basis ``.../basis/g`` [r, d] is replaced by its
+    projector ``.../projector/g`` [d, d].
     """
     from structure_bench.cache import flatten
 
-    flat, layout = flatten(arrays)
-    for site, structures in layout["structures"].items():
-        for name, meta in structures.items():
-            if meta["kind"] == "subspaces":
-                for g in range(len(meta["labels"])):
-                    basis = flat.pop(f"structures/{site}/{name}/basis/{g}")
-                    flat[f"structures/{site}/{name}/projector/{g}"] = basis.T @ basis
+    flat, layout = flatten(arrays, reference=True)
     # JSON round trip: tuples become lists, as they will be when read back from a pin or manifest.
     return json.loads(json.dumps({"layout": layout, "arrays": {k: summarise(flat[k]) for k in sorted(flat)}}))
 

@@ -1,13 +1,16 @@
-"""The three kinds of ground-truth structure (SPEC section 1).
+"""The data of the three basic kinds of ground-truth structure (SPEC section 1).
 
 Every structure holds its geometry and, optionally, per-sample arrays over *all* of the
-task's samples; ``take(idx)`` restricts the per-sample arrays to a split.
+task's samples; ``take(idx)`` restricts the per-sample arrays to a split. What the benchmark
+does with each kind (storing, scoring, summarising, drawing it) lives in its module of
+``structure_bench.kinds``, which also holds the kinds built on these (``Hierarchy``, ``Curves``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -160,4 +163,38 @@ class Variables:
         return replace(self, values=self.values.iloc[idx].reset_index(drop=True))
 
 
-Structure = Directions | Subspaces | Variables
+class Structure(Protocol):
+    """A ground-truth structure of any kind: a frozen dataclass whose ``kind`` names its entry in
+    ``structure_bench.kinds``."""
+
+    name: str
+    kind: ClassVar[str]
+
+    @property
+    def size(self) -> int:
+        """How many features, dimensions, variables or curves the structure has."""
+        ...
+
+    def take(self, idx: np.ndarray) -> Structure:
+        """The structure with its per-sample arrays restricted to the samples idx [n_split]."""
+        ...
+
+
+def frame_to_arrays(prefix: str, frame: pd.DataFrame) -> tuple[dict[str, np.ndarray], list[str]]:
+    """A DataFrame as one storable array per column, named ``<prefix>/<column>``, and its column names.
+
+    Columns of strings become fixed-width unicode: storable without pickle and hashable by content.
+    """
+    columns = [str(c) for c in frame.columns]
+    arrays = {}
+    for column in columns:
+        values = frame[column].to_numpy()
+        if values.dtype.hasobject and all(isinstance(v, str) for v in values):
+            values = values.astype(str)
+        arrays[f"{prefix}/{column}"] = values
+    return arrays, columns
+
+
+def frame_from_arrays(prefix: str, columns: list[str], arrays: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """The DataFrame that ``frame_to_arrays(prefix, ...)`` stored as ``arrays`` with these columns."""
+    return pd.DataFrame({c: arrays[f"{prefix}/{c}"] for c in columns})

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from structure_bench.kinds import kind_of
 from structure_bench.methods import calibration_role
 from structure_bench.results import ID_COLUMNS
-from structure_bench.structures import Directions, Subspaces
 
 CONFIG = ["task", "site", "method", "n_latents", "l0_target"]
 
@@ -71,15 +71,11 @@ def normalised(scores: pd.Series) -> pd.Series:
 
 
 def profile_columns(frame: pd.DataFrame, structures: dict) -> list[str]:
-    """Headline metric columns for each candidate structure: what do the latents align with?"""
+    """Headline metric columns for each candidate structure (its kind's ``headline``): what do the
+    latents align with?"""
     columns = []
     for name, structure in structures.items():
-        if isinstance(structure, Directions):
-            wanted = ["mcc", "mmcs_learned"]
-        elif isinstance(structure, Subspaces):
-            wanted = ["purity", "coverage", "subspace_f"]
-        else:
-            wanted = [f"eta2_{v}" for v in structure.values.columns]
+        wanted = kind_of(structure).headline(structure)
         columns += [f"{name}/{m}" for m in wanted if f"{name}/{m}" in frame.columns]
     return columns + [c for c in ("spliced_accuracy", "fvu", "l0") if c in frame.columns]
 

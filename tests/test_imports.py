@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "structure_bench"
 LAYERS: list[list[str]] = [
     ["errors", "version"],
     ["structures"],
-    ["metrics", "methods", "results"],
+    ["metrics", "kinds", "methods", "results"],
     ["taskdata", "task", "cache", "identity", "registry", "synthetic", "hidden", "sae", "adapters", "checks"],
     ["planning", "provenance"],
     ["unit"],

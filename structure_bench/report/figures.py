@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 
 from structure_bench.errors import StructureBenchError
+from structure_bench.kinds import kind_of
 from structure_bench.methods import calibration_role
-from structure_bench.metrics.directions import abs_cosines, hungarian_match
-from structure_bench.metrics.subspaces import subspace_shares
-from structure_bench.structures import Directions, Structure, Subspaces
+from structure_bench.metrics.directions import hungarian_match
+from structure_bench.structures import Structure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -123,28 +123,18 @@ def similarity_heatmap(
 
 
 def similarity_figure(truth: Structure, decoder: np.ndarray, title: str) -> FigureSpec | None:
-    """Latents against the ground truth, latents in matched order: |cos| with each true direction,
-    or the share of each unit decoder row in each true subspace. None for a set of variables.
+    """Latents against the ground truth (its kind's ``similarity``: |cos| with each true direction,
+    the share of each unit decoder row in each true subspace, ...), latents in matched order.
+    None for a kind without one (a set of variables).
 
     decoder : [n_latents, d] raw rows.
     """
-    if isinstance(truth, Directions):
-        order = np.arange(truth.size)
-        labels = [str(i) for i in order]
-        if truth.labels is not None and len(truth.labels.columns):
-            order = np.lexsort(truth.labels.to_numpy().T[::-1])
-            labels = [", ".join(f"{c}={v:.3g}" if isinstance(v, float) else f"{c}={v}" for c, v in row.items())
-                      for _, row in truth.labels.iloc[order].iterrows()]
-        similarity = abs_cosines(truth.vectors[order], decoder)
-        value_label, truth_axis = "|cos(decoder row, truth)|", f"true direction ({truth.name})"
-    elif isinstance(truth, Subspaces):
-        similarity = subspace_shares(decoder, truth).T
-        labels = truth.labels
-        value_label, truth_axis = "share in subspace, ||B_g d||^2", f"true subspace ({truth.name})"
-    else:
+    similarity = kind_of(truth).similarity(truth, decoder)
+    if similarity is None:
         return None
-    order = matched_order(similarity)
-    figure = similarity_heatmap(similarity[:, order], order, labels, title, value_label, truth_axis)
+    order = matched_order(similarity.values)
+    figure = similarity_heatmap(similarity.values[:, order], order, similarity.parts, title,
+                                similarity.value_label, similarity.parts_axis)
     return FigureSpec("similarity", f"latents against the true {truth.name} (Hungarian-matched order)", figure)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from structure_bench.structures import Directions
+from structure_bench.kinds.hierarchy import Hierarchy
 from structure_bench.synthetic import (
     SyntheticTask,
     add_noise,
@@ -109,7 +109,7 @@ class HierarchyTask(SyntheticTask):
         return TaskArrays(
             activations={"hidden": X},
             inputs=coefficient_frame(A, "f"),
-            structures={"hidden": {"features": Directions("features", G, A, labels)}},
+            structures={"hidden": {"features": Hierarchy("features", G, A, labels)}},
             train_idx=train_idx,
             test_idx=test_idx,
         )
