@@ -9,16 +9,14 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib
-import re
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Callable
 
 from structure_bench.errors import StructureBenchError, UnknownTaskError
-from structure_bench.task import Task
+from structure_bench.task import Task, parse_task_id
 
 TASK_ENTRY_POINT_GROUP = "structure_bench.tasks"
-_ID_PATTERN = re.compile(r"^(?:(?P<module>[\w.]+):)?(?P<name>[A-Za-z0-9_.\-]+?)-v(?P<version>\d+)$")
 
 
 @dataclass(frozen=True)
@@ -47,17 +45,6 @@ class TaskSpec:
 
 _REGISTRY: dict[str, TaskSpec] = {}
 _plugins_loaded = False
-
-
-def parse_task_id(task_id: str) -> tuple[str | None, str, int]:
-    """Split ``[module:]name-vN`` into (module, name, version); a one-line error otherwise."""
-    match = _ID_PATTERN.match(task_id)
-    if not match:
-        raise StructureBenchError(
-            f"malformed task id {task_id!r}: expected 'name-vN' (e.g. 'pizza-v1'), "
-            "optionally prefixed by 'module:'"
-        )
-    return match["module"], match["name"], int(match["version"])
 
 
 def register_task(id: str, entry_point: str | Callable[..., Task], replace: bool = False, **kwargs: Any) -> TaskSpec:

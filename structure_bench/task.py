@@ -9,6 +9,7 @@ returns, verifies the cache against its exact fingerprint, gives the task a port
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -24,6 +25,19 @@ if TYPE_CHECKING:
     from structure_bench.identity import IdentityCheck
 
 Split = Literal["train", "test", "all"]
+_ID_PATTERN = re.compile(r"^(?:(?P<module>[\w.]+):)?(?P<name>[A-Za-z0-9_.\-]+?)-v(?P<version>\d+)$")
+
+
+def parse_task_id(task_id: str) -> tuple[str | None, str, int]:
+    """Split a versioned task id ``[module:]name-vN`` into (module, name, version); a one-line
+    error otherwise."""
+    match = _ID_PATTERN.match(task_id)
+    if not match:
+        raise StructureBenchError(
+            f"malformed task id {task_id!r}: expected 'name-vN' (e.g. 'pizza-v1'), "
+            "optionally prefixed by 'module:'"
+        )
+    return match["module"], match["name"], int(match["version"])
 
 
 @dataclass(frozen=True)
