@@ -1,16 +1,18 @@
 """The task base class: activations, inputs, ground truth, an optional model, and a card.
 
-A task subclass implements ``generate()`` (pure and deterministic: it returns the same bytes on
-every call; on another CPU float arrays may differ in the last bit); the base class caches what it
-returns, verifies the cache against its exact fingerprint, gives the task a portable ``identity``
-(``structure_bench.identity``), and serves splits. Tasks with a model also implement ``forward``.
+A task subclass declares what it is once, as a class attribute ``metadata = TaskMetadata(...)``
+(checked when the class is defined), and implements ``generate()`` (pure and deterministic: it
+returns the same bytes on every call; on another CPU float arrays may differ in the last bit); the
+base class caches what it returns, verifies the cache against its exact fingerprint, gives the task
+a portable ``identity`` (``structure_bench.identity``), and serves splits. Tasks with a model also
+implement ``forward``.
 """
 
 from __future__ import annotations
 
 import inspect
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -52,25 +54,93 @@ class Cell:
         return f"w{self.n_latents}-k{self.l0_target}"
 
 
+# Main scores: a result column "<structure>/<metric>" (e.g. "frequencies/subspace_f"), or one of these.
+PLAIN_MAIN_SCORES = ("fvu", "l0")
+_MAIN_SCORE = re.compile(r"^[^/\s]+/[^/\s]+$")
+
+
 @dataclass(frozen=True)
 class TaskMetadata:
-    """What a task is, in the style of MTEB's task metadata.
+    """What a task is, declared once on its class (``metadata = TaskMetadata(...)``), in the style
+    of MTEB's task metadata; every field is checked on construction (a one-line StructureBenchError).
 
-    main_score : the result column that ranks methods on this task, e.g. "frequencies/subspace_f".
+    id : "name-vN", the id the task is registered under (a class registered under another id, a
+        variant with other kwargs, gets this declaration under that id).
+    sites : the sites ``generate`` returns activations for; ``default_site`` is one of them.
     primary : name of the structure at ``default_site`` that the authors consider the mechanism.
-    grid : the cells methods are compared in.
-    higher_is_better : direction of ``main_score``.
+    main_score : the result column that ranks methods on this task, "<structure>/<metric>" (e.g.
+        "frequencies/subspace_f") or one of ``PLAIN_MAIN_SCORES``; ``higher_is_better`` its direction.
+    grid : the cells methods are compared in (SPEC 3.1), each with 1 <= l0_target <= n_latents.
+    references : the sources the task follows (a built-in task names at least one).
+    card : the task's README, or None (``description`` stands in for it).
     """
 
     id: str
     description: str
     references: tuple[str, ...]
-    main_score: str
+    sites: tuple[str, ...]
     default_site: str
     primary: str
+    main_score: str
     grid: tuple[Cell, ...]
-    card: Path | None = None
     higher_is_better: bool = True
+    card: Path | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("references", "sites", "grid"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        problem = self._problem()
+        if problem:
+            raise StructureBenchError(f"task metadata {self.id!r}: {problem}")
+
+    def _problem(self) -> str | None:
+        """The first thing wrong with the declaration, or None."""
+        try:
+            plain = parse_task_id(self.id)[0] is None
+        except (StructureBenchError, TypeError):
+            plain = False
+        if not plain:
+            return "the id must be 'name-vN' (e.g. 'pizza-v1')"
+        if not _is_name(self.description):
+            return "description must be a non-empty string"
+        if not all(_is_name(ref) for ref in self.references):
+            return "references must be non-empty strings"
+        if not self.sites or not all(_is_name(site) for site in self.sites) or len(set(self.sites)) < len(self.sites):
+            return f"sites must be distinct non-empty names, got {self.sites}"
+        if self.default_site not in self.sites:
+            return f"default_site {self.default_site!r} is not one of its sites {self.sites}"
+        if not _is_name(self.primary) or "/" in self.primary:
+            return f"primary must name a structure, got {self.primary!r}"
+        if not isinstance(self.main_score, str) or not (
+            self.main_score in PLAIN_MAIN_SCORES or _MAIN_SCORE.match(self.main_score)
+        ):
+            return f"main_score must be '<structure>/<metric>' or one of {PLAIN_MAIN_SCORES}, got {self.main_score!r}"
+        if not self.grid:
+            return "the grid is empty"
+        for cell in self.grid:
+            if not isinstance(cell, Cell) or not 1 <= cell.l0_target <= cell.n_latents:
+                return f"grid cell {cell!r} must be a Cell with 1 <= l0_target <= n_latents"
+        if len(set(self.grid)) < len(self.grid):
+            return "the grid repeats a cell"
+        if not isinstance(self.higher_is_better, bool):
+            return "higher_is_better must be True or False"
+        if self.card is not None and not isinstance(self.card, Path):
+            return f"card must be a Path or None, got {type(self.card).__name__}"
+        return None
+
+    @property
+    def name(self) -> str:
+        """The id without its version: "pizza" for "pizza-v1"."""
+        return parse_task_id(self.id)[1]
+
+    @property
+    def version(self) -> int:
+        """The id's version: 1 for "pizza-v1"."""
+        return parse_task_id(self.id)[2]
+
+
+def _is_name(value: object) -> bool:
+    return isinstance(value, str) and bool(value.strip())
 
 
 @dataclass
@@ -112,8 +182,11 @@ class TaskArrays:
 class Task:
     """Base class of every task. Build one with ``structure_bench.make(task_id)``.
 
-    Subclasses set ``self.metadata`` in ``__init__`` and implement ``generate``. Tasks whose
-    activations feed a model implement ``forward`` and list the sites in ``model_sites``.
+    Subclasses declare ``metadata = TaskMetadata(...)`` as a class attribute, checked with
+    ``model_sites`` and ``instance_seed`` when the class is defined (``check_declaration``), and
+    implement ``generate``. Tasks whose activations feed a model implement ``forward`` and list
+    the sites in ``model_sites``. The declaration describes the registered task: ``make``'s kwarg
+    overrides change the arrays (and the identity), not the grid or description.
     """
 
     metadata: TaskMetadata
@@ -123,9 +196,20 @@ class Task:
     # with a secret value of it. None: the task is one instance (a trained model on all its inputs).
     instance_seed: str | None = None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Abstract bases (SyntheticTask) declare nothing; nor does a task whose instances set
+        # their own metadata (a hidden instance takes its base task's).
+        if hasattr(cls, "metadata"):
+            check_declaration(cls)
+
     def __init__(self, id: str, **params: Any) -> None:
-        # Subclasses call this with their parameters (they key the cache), then set metadata.
+        # Subclasses call this with their parameters (they key the cache and the identity).
         self.kwargs = params
+        declared = getattr(type(self), "metadata", None)
+        if declared is not None and declared.id != id:
+            # Registered under another id (a variant with other kwargs): the declaration under that id.
+            self.metadata = replace(declared, id=id)
 
     # -- to implement -------------------------------------------------------------------
     def generate(self) -> TaskArrays:
@@ -253,3 +337,38 @@ class Task:
 
     def __repr__(self) -> str:
         return f"<Task {self.id}>"
+
+
+# The package the built-in tasks install as (``tasks/``): they must name references and be pinned.
+BUILTIN_TASK_PACKAGE = "structure_bench_tasks"
+
+
+def is_builtin(task: Task | type[Task]) -> bool:
+    """Whether the task (or task class) is one of the built-in tasks shipped in ``tasks/``."""
+    cls = task if isinstance(task, type) else type(task)
+    return cls.__module__.split(".")[0] == BUILTIN_TASK_PACKAGE
+
+
+def check_declaration(task: Task | type[Task]) -> None:
+    """Check what a task class (or task) declares beyond its ``TaskMetadata``: its model sites are
+    declared sites, its ``instance_seed`` is a constructor parameter, a built-in names references.
+
+    Raises a one-line StructureBenchError naming the class and the problem.
+    """
+    cls = task if isinstance(task, type) else type(task)
+    metadata = task.metadata
+    if not isinstance(metadata, TaskMetadata):
+        raise StructureBenchError(
+            f"task class {cls.__qualname__}: metadata must be a TaskMetadata, got {type(metadata).__name__}"
+        )
+    where = f"task class {cls.__qualname__} ({metadata.id})"
+    undeclared = [site for site in task.model_sites if site not in metadata.sites]
+    if undeclared:
+        raise StructureBenchError(f"{where}: model_sites {undeclared} are not among its sites {metadata.sites}")
+    parameters = inspect.signature(cls.__init__).parameters
+    if task.instance_seed is not None and task.instance_seed not in parameters:
+        raise StructureBenchError(
+            f"{where}: instance_seed {task.instance_seed!r} is not a parameter of its constructor"
+        )
+    if is_builtin(cls) and not metadata.references:
+        raise StructureBenchError(f"{where}: a built-in task names its references")

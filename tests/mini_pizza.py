@@ -16,13 +16,15 @@ from structure_bench import Cell, Directions, Method, Subspaces, Task, TaskArray
 class MiniPizza(Task):
     """Pizza-like activations over all p^2 pairs (a, b), with the pizza tasks' structures."""
 
+    metadata = TaskMetadata(
+        id="mini-pizza-v1", description="analytic mini pizza (test fixture)", references=(), sites=("hidden", "embed"),
+        default_site="hidden", primary="frequencies", main_score="frequencies/subspace_f",
+        grid=(Cell(16, 2),),  # the 2 frequencies x 8 neurons
+    )
+
     def __init__(self, id: str, p: int = 13, frequencies: tuple[int, ...] = (1, 3), neurons_per_frequency: int = 8) -> None:
         super().__init__(id, p=p, frequencies=frequencies, neurons_per_frequency=neurons_per_frequency)
         self.p, self.frequencies, self.per_frequency = p, frequencies, neurons_per_frequency
-        self.metadata = TaskMetadata(
-            id=id, description="analytic mini pizza (test fixture)", references=(), main_score="frequencies/subspace_f",
-            default_site="hidden", primary="frequencies", grid=(Cell(len(frequencies) * neurons_per_frequency, 2),),
-        )
 
     def generate(self) -> TaskArrays:
         p = self.p

@@ -13,21 +13,22 @@ from structure_bench import Cell, Directions, Method, Task, TaskArrays, TaskMeta
 class ToyTask(Task):
     """m sparse non-negative features in d dims; a linear read-out 'model' picks the strongest."""
 
+    metadata = TaskMetadata(
+        id="toy-v1",
+        description="planted sparse features (test fixture)",
+        references=(),
+        sites=("hidden",),
+        default_site="hidden",
+        primary="features",
+        main_score="features/mcc",
+        grid=(Cell(6, 1), Cell(12, 2)),  # the m = 6 features, and twice as many latents
+    )
     model_sites = ("hidden",)
     instance_seed = "seed"
 
     def __init__(self, id: str, n_samples: int = 600, d: int = 8, m: int = 6, seed: int = 0) -> None:
         super().__init__(id, n_samples=n_samples, d=d, m=m, seed=seed)
         self.n_samples, self.d, self.m, self.seed = n_samples, d, m, seed
-        self.metadata = TaskMetadata(
-            id=id,
-            description="planted sparse features (test fixture)",
-            references=(),
-            main_score="features/mcc",
-            default_site="hidden",
-            primary="features",
-            grid=(Cell(m, 1), Cell(2 * m, 2)),
-        )
 
     def generate(self) -> TaskArrays:
         rng = np.random.default_rng(self.seed)

@@ -36,6 +36,23 @@ class CirclesTask(SyntheticTask):
     block-correlated firing and magnitudes uniform on [0.5, 1.5].
     """
 
+    metadata = TaskMetadata(
+        id="circles-v1",
+        description="4 circular features in random planes plus 24 linear features in 32 dimensions",
+        references=(
+            "Engels et al. 2024, Not all language model features are linear, arXiv 2405.14860",
+            "Chanin, Garriga-Alonso 2026, SynthSAEBench, arXiv 2602.14687",
+        ),
+        sites=("hidden",),
+        default_site="hidden",
+        primary="circles",
+        main_score="circles/subspace_f",
+        # A circle needs two coordinates, so it counts twice in the true size (2 x 4 + 24) and in
+        # the expected L0 (the linear rates' sum plus 2 x 4 x 0.2: 2.61).
+        grid=width_grid(32, 2.61),
+        card=Path(__file__).parent / "README.md",
+    )
+
     def __init__(
         self,
         id: str,
@@ -57,22 +74,6 @@ class CirclesTask(SyntheticTask):
             correlation=correlation, noise_std=noise_std, test_fraction=test_fraction, seed=seed,
         )
         self.linear_rates = zipf_rates(n_linear, linear_max_rate, 0.5)
-        n_circles = len(circle_points)
-        # A circle needs two coordinates, so it counts twice in the true size and L0.
-        expected_l0 = self.linear_rates.sum() + 2 * n_circles * circle_rate
-        self.metadata = TaskMetadata(
-            id=id,
-            description=f"{n_circles} circular features in random planes plus {n_linear} linear features in {d} dimensions",
-            references=(
-                "Engels et al. 2024, Not all language model features are linear, arXiv 2405.14860",
-                "Chanin, Garriga-Alonso 2026, SynthSAEBench, arXiv 2602.14687",
-            ),
-            main_score="circles/subspace_f",
-            default_site="hidden",
-            primary="circles",
-            grid=width_grid(2 * n_circles + n_linear, expected_l0),
-            card=Path(__file__).parent / "README.md",
-        )
 
     def generate(self) -> TaskArrays:
         p = self.kwargs

@@ -27,25 +27,27 @@ class GroupCompositionTask(Task):
     directions at ``embed``), ``neurons`` (the neuron basis labelled by irrep) and ``inputs`` (x, y, z).
     """
 
+    metadata = TaskMetadata(
+        id="group-v1",
+        description="Composition in the symmetric group S4 by a trained MLP that uses irreducible representations.",
+        references=(
+            "Chughtai, Chan, Nanda 2023, A Toy Model of Universality, arXiv 2302.03025",
+            "Stander, Yu, Fan, Biderman 2023, Grokking Group Multiplication with Cosets, arXiv 2312.06581",
+        ),
+        sites=("hidden", "embed"),
+        default_site="hidden",
+        primary="irreps",
+        main_score="irreps/subspace_f",
+        # 0.5x, 1x, 4x the 91 key neurons; L0 3 (one per key irrep) and 14 (the sum of d_rho^2).
+        grid=(Cell(45, 3), Cell(91, 3), Cell(364, 3), Cell(91, 14)),
+        card=_HERE / "README.md",
+    )
     model_sites = ("hidden", "embed")
 
     def __init__(self, id: str, test_fraction: float = 0.25, split_seed: int = 0) -> None:
         super().__init__(id, test_fraction=test_fraction, split_seed=split_seed)
         self.test_fraction, self.split_seed = test_fraction, split_seed
         self.checkpoint = CHECKPOINT  # a retrained model can be validated by pointing this elsewhere
-        self.metadata = TaskMetadata(
-            id=id,
-            description="Composition in the symmetric group S4 by a trained MLP that uses irreducible representations.",
-            references=(
-                "Chughtai, Chan, Nanda 2023, A Toy Model of Universality, arXiv 2302.03025",
-                "Stander, Yu, Fan, Biderman 2023, Grokking Group Multiplication with Cosets, arXiv 2312.06581",
-            ),
-            main_score="irreps/subspace_f",
-            default_site="hidden",
-            primary="irreps",
-            grid=(Cell(45, 3), Cell(91, 3), Cell(364, 3), Cell(91, 14)),
-            card=_HERE / "README.md",
-        )
 
     def data_files(self) -> list[Path]:
         return [self.checkpoint]

@@ -35,6 +35,27 @@ class HierarchyTask(SyntheticTask):
     with Zipf-like rates. Magnitudes are uniform on [0.5, 1.5].
     """
 
+    metadata = TaskMetadata(
+        id="hierarchy-v1",
+        description=(
+            "8 parents with 23 mutually exclusive children and 16 other features in 40 dimensions: "
+            "absorption and hedging"
+        ),
+        references=(
+            "Chanin et al. 2024, A is for Absorption, arXiv 2409.14507",
+            "Chanin et al. 2025, Feature hedging, arXiv 2505.11756",
+            "Bussmann et al. 2025, Matryoshka sparse autoencoders, arXiv 2503.17547",
+            "Chanin, Garriga-Alonso 2026, SynthSAEBench, arXiv 2602.14687",
+        ),
+        sites=("hidden",),
+        default_site="hidden",
+        primary="features",
+        main_score="features/absorption_free",
+        # The 47 features at the expected L0: 8 x 0.12 x (1 + 0.8) plus the roots' rates, 2.39.
+        grid=width_grid(47, 2.39),
+        card=Path(__file__).parent / "README.md",
+    )
+
     def __init__(
         self,
         id: str,
@@ -63,25 +84,6 @@ class HierarchyTask(SyntheticTask):
             np.repeat(np.arange(n_parents), self.n_children),
             np.full(n_roots, -1),
         ])
-        expected_l0 = n_parents * parent_rate * (1 + child_probability) + self.root_rates.sum()
-        self.metadata = TaskMetadata(
-            id=id,
-            description=(
-                f"{n_parents} parents with {sum(self.n_children)} mutually exclusive children and "
-                f"{n_roots} other features in {d} dimensions: absorption and hedging"
-            ),
-            references=(
-                "Chanin et al. 2024, A is for Absorption, arXiv 2409.14507",
-                "Chanin et al. 2025, Feature hedging, arXiv 2505.11756",
-                "Bussmann et al. 2025, Matryoshka sparse autoencoders, arXiv 2503.17547",
-                "Chanin, Garriga-Alonso 2026, SynthSAEBench, arXiv 2602.14687",
-            ),
-            main_score="features/absorption_free",
-            default_site="hidden",
-            primary="features",
-            grid=width_grid(len(self.parents), expected_l0),
-            card=Path(__file__).parent / "README.md",
-        )
 
     def generate(self) -> TaskArrays:
         p = self.kwargs

@@ -34,6 +34,23 @@ class ManifoldTask(SyntheticTask):
     linear features are random unit directions with Zipf-like firing and magnitudes on [0.5, 1.5].
     """
 
+    metadata = TaskMetadata(
+        id="manifold-v1",
+        description="a 1-D feature on a smooth curve spanning 6 dimensions plus 16 linear features in 32 dimensions",
+        references=(
+            "Michaud, Gorton, McGrath 2025, Understanding sparse autoencoder scaling in the presence of feature manifolds, arXiv 2509.02565",
+            "Engels et al. 2024, Not all language model features are linear, arXiv 2405.14860",
+        ),
+        sites=("hidden",),
+        default_site="hidden",
+        primary="curve",
+        main_score="curve/subspace_f",
+        # True size 6 + 16. The curve is one feature with one degree of freedom: it counts once
+        # in the expected L0 (0.4 plus the linear rates' sum: 1.73).
+        grid=width_grid(22, 1.73),
+        card=Path(__file__).parent / "README.md",
+    )
+
     def __init__(
         self,
         id: str,
@@ -53,20 +70,6 @@ class ManifoldTask(SyntheticTask):
             test_fraction=test_fraction, seed=seed,
         )
         self.linear_rates = zipf_rates(n_linear, linear_max_rate, 0.5)
-        # The curve is one feature with one degree of freedom: it counts once in the L0.
-        self.metadata = TaskMetadata(
-            id=id,
-            description=f"a 1-D feature on a smooth curve spanning {curve_dim} dimensions plus {n_linear} linear features in {d} dimensions",
-            references=(
-                "Michaud, Gorton, McGrath 2025, Understanding sparse autoencoder scaling in the presence of feature manifolds, arXiv 2509.02565",
-                "Engels et al. 2024, Not all language model features are linear, arXiv 2405.14860",
-            ),
-            main_score="curve/subspace_f",
-            default_site="hidden",
-            primary="curve",
-            grid=width_grid(curve_dim + n_linear, self.linear_rates.sum() + curve_rate),
-            card=Path(__file__).parent / "README.md",
-        )
 
     def generate(self) -> TaskArrays:
         p = self.kwargs

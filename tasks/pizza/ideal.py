@@ -10,6 +10,7 @@ so the argmax is (a + b) mod p for every pair.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -17,17 +18,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from structure_bench.task import Cell, Split, Task, TaskArrays, TaskMetadata
+from structure_bench.synthetic import width_grid
+from structure_bench.task import Split, Task, TaskArrays
 from structure_bench_tasks.pizza import diagnostics
 from structure_bench_tasks.pizza.fourier import angular_frequency
 from structure_bench_tasks.pizza.model import pair_split
 from structure_bench_tasks.pizza.structures import embed_structures, hidden_structures, inputs_table
-from structure_bench_tasks.pizza.task import REFERENCES
+from structure_bench_tasks.pizza.task import PizzaTask
 
 
 class IdealPizzaTask(Task):
     """The analytic pizza: exact ground truth, 100% accuracy by construction."""
 
+    # Sites, structures, main score and sources as pizza-v1.
+    metadata = replace(
+        PizzaTask.metadata,
+        id="pizza-ideal-v1",
+        description="The pizza algorithm built analytically: evenly tiled phases per key frequency, exact ground truth.",
+        grid=width_grid(96, 3),  # the 3 keys x 32 neurons, one latent per key frequency
+        card=Path(__file__).parent / "README.md",
+    )
     model_sites = ("hidden", "embed")
 
     def __init__(
@@ -43,17 +53,6 @@ class IdealPizzaTask(Task):
                          split_seed=split_seed, train_fraction=train_fraction)
         self.p, self.keys, self.neurons_per_key = p, list(keys), neurons_per_key
         self.split_seed, self.train_fraction = split_seed, train_fraction
-        n_neurons, n_keys = len(keys) * neurons_per_key, len(keys)
-        self.metadata = TaskMetadata(
-            id=id,
-            description="The pizza algorithm built analytically: evenly tiled phases per key frequency, exact ground truth.",
-            references=REFERENCES,
-            main_score="frequencies/subspace_f",
-            default_site="hidden",
-            primary="frequencies",
-            grid=(Cell(n_neurons // 2, n_keys), Cell(n_neurons, n_keys), Cell(4 * n_neurons, n_keys)),
-            card=Path(__file__).parent / "README.md",
-        )
 
     @cached_property
     def neuron_table(self) -> pd.DataFrame:

@@ -20,12 +20,17 @@ from structure_bench_tasks.pizza.model import ModAddTransformer, all_pairs, load
 from structure_bench_tasks.pizza.structures import embed_structures, hidden_structures, inputs_table
 
 HERE = Path(__file__).parent
-REFERENCES = (
-    "Zhong, Liu, Tegmark, Andreas 2023, The Clock and the Pizza, arXiv 2306.17844",
-    "Yip, Agrawal, Chan, Gross 2024, Modular addition without black-boxes, arXiv 2412.03773",
-    "Nanda et al. 2023, Progress measures for grokking via mechanistic interpretability, arXiv 2301.05217",
-    "Moisescu-Pareja et al. 2025, The manifolds of modular addition, arXiv 2512.25060",
-)
+
+
+def modular_addition_grid(n_fitted: int, n_keys: int) -> tuple[Cell, ...]:
+    """Widths 0.5x, 1x, 4x the ``n_fitted`` neurons; L0 one latent per key frequency (SPEC
+    hypothesis 3's cost) and, at 1x, four per frequency (see the card)."""
+    return (
+        Cell(max(n_fitted // 2, 1), n_keys),
+        Cell(n_fitted, n_keys),
+        Cell(n_fitted, 4 * n_keys),
+        Cell(4 * n_fitted, n_keys),
+    )
 
 
 class ModularAdditionTask(Task):
@@ -40,34 +45,10 @@ class ModularAdditionTask(Task):
     model_sites = ("hidden", "embed")
     checkpoint: Path = HERE / "pizza.safetensors"
     neuron_form: str = "pizza"
-    description = (
-        "(a + b) mod 59 by a one-layer transformer with constant attention: the pizza algorithm "
-        "(neurons sample |cos(w_k (a+b)/2 + phi)| and the unembedding integrates them)."
-    )
-    card = HERE / "README.md"
 
     def __init__(self, id: str, split_seed: int = 0, train_fraction: float = 0.8) -> None:
         super().__init__(id, split_seed=split_seed, train_fraction=train_fraction)
         self.split_seed, self.train_fraction = split_seed, train_fraction
-        n_fitted = int(self._fit["assigned"].sum())
-        n_keys = len(self._fit["keys"])
-        self.metadata = TaskMetadata(
-            id=id,
-            description=self.description,
-            references=REFERENCES,
-            main_score="frequencies/subspace_f",
-            default_site="hidden",
-            primary="frequencies",
-            # Widths 0.5x, 1x, 4x the fitted neurons; L0 one latent per key frequency (SPEC
-            # hypothesis 3's cost) and, at 1x, four per frequency (see the card).
-            grid=(
-                Cell(max(n_fitted // 2, 1), n_keys),
-                Cell(n_fitted, n_keys),
-                Cell(n_fitted, 4 * n_keys),
-                Cell(4 * n_fitted, n_keys),
-            ),
-            card=self.card,
-        )
 
     def data_files(self) -> list[Path]:
         return [self.checkpoint]
@@ -163,3 +144,23 @@ class ModularAdditionTask(Task):
 
 class PizzaTask(ModularAdditionTask):
     """pizza-v1 (constant attention; checkpoint tasks/pizza/pizza.safetensors)."""
+
+    metadata = TaskMetadata(
+        id="pizza-v1",
+        description=(
+            "(a + b) mod 59 by a one-layer transformer with constant attention: the pizza algorithm "
+            "(neurons sample |cos(w_k (a+b)/2 + phi)| and the unembedding integrates them)."
+        ),
+        references=(
+            "Zhong, Liu, Tegmark, Andreas 2023, The Clock and the Pizza, arXiv 2306.17844",
+            "Yip, Agrawal, Chan, Gross 2024, Modular addition without black-boxes, arXiv 2412.03773",
+            "Nanda et al. 2023, Progress measures for grokking via mechanistic interpretability, arXiv 2301.05217",
+            "Moisescu-Pareja et al. 2025, The manifolds of modular addition, arXiv 2512.25060",
+        ),
+        sites=("hidden", "embed"),
+        default_site="hidden",
+        primary="frequencies",
+        main_score="frequencies/subspace_f",
+        grid=modular_addition_grid(n_fitted=252, n_keys=3),
+        card=HERE / "README.md",
+    )

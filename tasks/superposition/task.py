@@ -31,6 +31,21 @@ class SuperpositionTask(SyntheticTask):
     feature has magnitude uniform on [0.5, 1.5].
     """
 
+    metadata = TaskMetadata(
+        id="superposition-v1",
+        description="64 sparse non-negative features in superposition in 48 dimensions",
+        references=(
+            "Sharkey, Braun, Millidge 2022, Taking features out of superposition with sparse autoencoders",
+            "Chanin, Garriga-Alonso 2026, SynthSAEBench, arXiv 2602.14687",
+        ),
+        sites=("hidden",),
+        default_site="hidden",
+        primary="features",
+        main_score="features/mcc",
+        grid=width_grid(64, 2.92),  # the 64 features at their expected L0, the sum of the rates
+        card=Path(__file__).parent / "README.md",
+    )
+
     def __init__(
         self,
         id: str,
@@ -51,19 +66,6 @@ class SuperpositionTask(SyntheticTask):
             noise_std=noise_std, test_fraction=test_fraction, seed=seed,
         )
         self.rates = zipf_rates(n_features, max_rate, zipf_exponent)
-        self.metadata = TaskMetadata(
-            id=id,
-            description=f"{n_features} sparse non-negative features in superposition in {d} dimensions",
-            references=(
-                "Sharkey, Braun, Millidge 2022, Taking features out of superposition with sparse autoencoders",
-                "Chanin, Garriga-Alonso 2026, SynthSAEBench, arXiv 2602.14687",
-            ),
-            main_score="features/mcc",
-            default_site="hidden",
-            primary="features",
-            grid=width_grid(n_features, self.rates.sum()),
-            card=Path(__file__).parent / "README.md",
-        )
 
     def generate(self) -> TaskArrays:
         p = self.kwargs

@@ -39,6 +39,19 @@ class ToyModelOfSuperpositionTask(Task):
     their values x as per-sample coefficients.
     """
 
+    metadata = TaskMetadata(
+        id="tms-v1",
+        description="Sparse features in superposition in the bottleneck of a trained ReLU output model.",
+        references=(
+            "Elhage et al. 2022, Toy Models of Superposition, https://transformer-circuits.pub/2022/toy_model/",
+        ),
+        sites=("hidden",),
+        default_site="hidden",
+        primary="features",
+        main_score="features/mcc",
+        grid=(Cell(12, 1), Cell(25, 1), Cell(100, 1), Cell(25, 2)),
+        card=Path(__file__).parent / "README.md",
+    )
     instance_seed = "sample_seed"
 
     def __init__(self, id: str, n_samples: int = 8000, n_train: int = 6000, sample_seed: int = 1) -> None:
@@ -46,18 +59,6 @@ class ToyModelOfSuperpositionTask(Task):
         self.n_samples, self.n_train, self.sample_seed = n_samples, n_train, sample_seed
         self.config = TrainConfig()
         self.checkpoint = CHECKPOINT  # a retrained model can be validated by pointing this elsewhere
-        self.metadata = TaskMetadata(
-            id=id,
-            description="Sparse features in superposition in the bottleneck of a trained ReLU output model.",
-            references=(
-                "Elhage et al. 2022, Toy Models of Superposition, https://transformer-circuits.pub/2022/toy_model/",
-            ),
-            main_score="features/mcc",
-            default_site="hidden",
-            primary="features",
-            grid=(Cell(12, 1), Cell(25, 1), Cell(100, 1), Cell(25, 2)),
-            card=Path(__file__).parent / "README.md",
-        )
 
     def data_files(self) -> list[Path]:
         return [self.checkpoint]
