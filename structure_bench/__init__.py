@@ -5,6 +5,7 @@
 >>> X = task.activations("hidden", split="train")   # float32 [n_train, d]
 """
 
+from structure_bench.checks import check_task
 from structure_bench.errors import MethodError, StructureBenchError, UnknownMethodError, UnknownTaskError
 from structure_bench.kinds.hierarchy import Hierarchy
 from structure_bench.methods import Method, check_method, get_method, list_methods, register_method
@@ -31,6 +32,7 @@ __all__ = [
     "UnknownTaskError",
     "Variables",
     "check_method",
+    "check_task",
     "evaluate",
     "get_method",
     "list_methods",

@@ -5,7 +5,7 @@ A task subclass declares what it is once, as a class attribute ``metadata = Task
 returns the same bytes on every call; on another CPU float arrays may differ in the last bit); the
 base class caches what it returns, verifies the cache against its exact fingerprint, gives the task
 a portable ``identity`` (``structure_bench.identity``), and serves splits. Tasks with a model also
-implement ``forward``.
+implement ``forward``. ``structure_bench.check_task`` checks a task as a whole.
 """
 
 from __future__ import annotations
@@ -225,7 +225,11 @@ class Task:
         raise StructureBenchError(f"task {self.id} has no model at site {site!r}")
 
     def validate(self) -> dict[str, Any]:
-        """Validation figures for the card, recomputed from the task's model and arrays."""
+        """Validation figures for the card, recomputed from the task's model and arrays.
+
+        A task with a model states the model's accuracy on all samples as ``accuracy`` (group-v1:
+        ``accuracy_all_pairs``); ``check_task`` compares ``forward`` with it.
+        """
         return {}
 
     def data_files(self) -> list[Path]:

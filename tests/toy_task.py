@@ -55,7 +55,14 @@ class ToyTask(Task):
         )
 
     def forward(self, X: np.ndarray, site: str | None = None, split: str = "test") -> np.ndarray:
+        """Logits [n, m]: X [n, d] read out along the m feature directions."""
         return X @ self.arrays.extra["directions"].T
+
+    def validate(self) -> dict[str, float]:
+        """The read-out's accuracy on every sample, from the noiseless codes A G (float64)."""
+        G = self.arrays.extra["directions"]
+        codes = self.arrays.structures["hidden"]["features"].coefficients
+        return {"accuracy": float(np.mean((codes @ G @ G.T).argmax(axis=1) == self.arrays.targets))}
 
 
 register_task("toy-v1", entry_point=ToyTask)
