@@ -18,18 +18,16 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from structure_bench.kinds import kind_named, kind_of
-from structure_bench.structures import frame_from_arrays, frame_to_arrays
+from structure_bench import identity, kinds, storage, structures
+from structure_bench.storage import TaskArrays, fingerprint, flatten, unflatten
 
 if TYPE_CHECKING:
-    from structure_bench.structures import Structure
-    from structure_bench.task import Task, TaskArrays
+    from structure_bench.task import Task
 
 CACHE_ENV = "STRUCTURE_BENCH_CACHE"
 FORMAT_VERSION = 2  # 2: a structure's arrays and meta are its kind's (``Kind.to_arrays``)
@@ -48,88 +46,10 @@ def cache_root() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "structure_bench"
 
 
-# -- flattening to named arrays -----------------------------------------------------------
-
-def _structure_prefix(site: str, name: str) -> str:
-    return f"structures/{site}/{name}/"
-
-
-def flatten(arrays: TaskArrays, reference: bool = False) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """TaskArrays -> (named arrays, JSON-able layout) for storage and fingerprinting.
-
-    Each structure is stored as its kind makes it (``Kind.to_arrays``) under
-    ``structures/<site>/<name>/``, its meta with the ``kind`` it is read back by. With
-    ``reference``, each structure is in the form its kind has the task's identity summarise
-    (``Kind.reference_form``) instead, which need not be readable back.
-    """
-    flat: dict[str, np.ndarray] = {}
-    layout: dict[str, Any] = {"sites": list(arrays.activations), "structures": {}}
-    for site, X in arrays.activations.items():
-        flat[f"activations/{site}"] = X
-    input_arrays, layout["inputs"] = frame_to_arrays("inputs", arrays.inputs)
-    flat.update(input_arrays)
-    flat["split/train"] = arrays.train_idx
-    flat["split/test"] = arrays.test_idx
-    if arrays.targets is not None:
-        flat["targets"] = np.asarray(arrays.targets)
-    for key, value in arrays.extra.items():
-        flat[f"extra/{key}"] = np.asarray(value)
-    layout["extra"] = list(arrays.extra)
-    for site, structures in arrays.structures.items():
-        layout["structures"][site] = {}
-        for name, structure in structures.items():
-            kind = kind_of(structure)
-            s_arrays, s_meta = kind.to_arrays(structure)
-            s_meta = {"kind": structure.kind, **s_meta}
-            if reference:
-                s_arrays, s_meta = kind.reference_form(s_arrays, s_meta)
-            flat.update({_structure_prefix(site, name) + key: value for key, value in s_arrays.items()})
-            layout["structures"][site][name] = s_meta
-    return flat, layout
-
-
-def _structure_from_arrays(site: str, name: str, meta: dict[str, Any], flat: Mapping[str, np.ndarray]) -> Structure:
-    prefix = _structure_prefix(site, name)
-    own = {key[len(prefix):]: value for key, value in flat.items() if key.startswith(prefix)}
-    return kind_named(meta["kind"]).from_arrays(name, own, meta)
-
-
-def unflatten(flat: Mapping[str, np.ndarray], layout: dict[str, Any]) -> TaskArrays:
-    from structure_bench.task import TaskArrays
-
-    return TaskArrays(
-        activations={site: flat[f"activations/{site}"] for site in layout["sites"]},
-        inputs=frame_from_arrays("inputs", layout["inputs"], flat),
-        structures={
-            site: {name: _structure_from_arrays(site, name, meta, flat) for name, meta in structures.items()}
-            for site, structures in layout["structures"].items()
-        },
-        train_idx=flat["split/train"],
-        test_idx=flat["split/test"],
-        targets=flat["targets"] if "targets" in flat else None,
-        extra={key: flat[f"extra/{key}"] for key in layout["extra"]},
-    )
-
-
-def fingerprint(flat: dict[str, np.ndarray]) -> str:
-    """sha256 over every array's name, dtype, shape and bytes, in name order (this machine only)."""
-    digest = hashlib.sha256()
-    for name in sorted(flat):
-        array = np.ascontiguousarray(flat[name])
-        if array.dtype.hasobject:
-            # Object arrays hash their pointers and cannot be stored without pickle.
-            raise ValueError(f"task array {name!r} has dtype object: store numbers (e.g. an integer code) instead")
-        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
-
-
 def source_hash(task: Task) -> str:
     """Hash of what defines the stored bytes: the task's files and the code that stores and summarises them."""
-    from structure_bench import identity, kinds, structures
-
     storing = [
-        Path(structures.__file__), *sorted(Path(kinds.__file__).parent.glob("*.py")), Path(identity.__file__), Path(__file__)
+        Path(structures.__file__), *sorted(Path(kinds.__file__).parent.glob("*.py")), Path(storage.__file__), Path(identity.__file__), Path(__file__)
     ]
     digest = hashlib.sha256(f"format={FORMAT_VERSION}".encode())
     for path in sorted(task.source_files()) + storing:
@@ -185,7 +105,6 @@ def _store(directory: Path, flat: dict[str, np.ndarray], manifest: dict[str, Any
 
 def load_or_generate(task: Task) -> tuple[TaskArrays, str, dict[str, Any]]:
     """The task's arrays, fingerprint and reference statistics, from a verified cache entry or freshly generated."""
-    from structure_bench.identity import statistics
 
     directory = entry_dir(task)
     expected_source = source_hash(task)
@@ -199,7 +118,7 @@ def load_or_generate(task: Task) -> tuple[TaskArrays, str, dict[str, Any]]:
     arrays = task.generate()
     flat, layout = flatten(arrays)
     digest = fingerprint(flat)
-    summary = statistics(arrays)
+    summary = identity.statistics(arrays)
     manifest = {
         "task": task.id,
         "kwargs": getattr(task, "kwargs", {}),

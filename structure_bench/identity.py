@@ -1,6 +1,6 @@
 """A task's portable identity: what defines the task, not the bytes of its arrays.
 
-The exact ``fingerprint`` (``cache.fingerprint``) hashes every array's bytes; it checks the
+The exact ``fingerprint`` (``storage.fingerprint``) hashes every array's bytes; it checks the
 integrity of this machine's cache and nothing more, because float arrays differ in the last bit
 from one CPU to another (OpenBLAS and MKL choose other kernels, numpy's AVX-512 ``**`` and ``arctan2`` are not
 libm's). ``Task.identity`` is the same on every machine:
@@ -10,7 +10,7 @@ libm's). ``Task.identity`` is the same on every machine:
 
 definition : the task id, its constructor kwargs (``task.kwargs``) and the sha256 of each shipped
     data file (``Task.data_files()``: checkpoints).
-reference statistics (``statistics``) : a summary of the generated arrays (``cache.flatten``'s
+reference statistics (``statistics``) : a summary of the generated arrays (``storage.flatten``'s
     names) that survives last-bit differences and still detects a real change. Integer, bool and
     string arrays: sha256 of canonical bytes (little-endian 64-bit integers, UTF-8 strings), exact.
     Float arrays: dtype, shape, the positions of NaN/inf (exact), min, max and RMS, and the mean
@@ -142,11 +142,11 @@ def summarise(array: np.ndarray) -> dict[str, Any]:
 def statistics(arrays: TaskArrays) -> dict[str, Any]:
     """Reference statistics of a task's arrays: {"layout": ..., "arrays": name -> summary}.
 
-    Names and layout are ``cache.flatten``'s with each structure in its kind's reference form
+    Names and layout are ``storage.flatten``'s with each structure in its kind's reference form
     (``Kind.reference_form``): e.g. a subspace basis ``.../basis/g`` [r, d] is replaced by its
     projector ``.../projector/g`` [d, d].
     """
-    from structure_bench.cache import flatten
+    from structure_bench.storage import flatten
 
     flat, layout = flatten(arrays, reference=True)
     # JSON round trip: tuples become lists, as they will be when read back from a pin or manifest.

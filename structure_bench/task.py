@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from structure_bench.errors import StructureBenchError
+from structure_bench.storage import TaskArrays
 from structure_bench.structures import Structure
 
 if TYPE_CHECKING:
@@ -141,42 +142,6 @@ class TaskMetadata:
 
 def _is_name(value: object) -> bool:
     return isinstance(value, str) and bool(value.strip())
-
-
-@dataclass
-class TaskArrays:
-    """Everything a task generates, over all samples.
-
-    activations : site -> [n_samples, d_site] float32.
-    inputs : DataFrame with n_samples rows (the task's variables).
-    structures : site -> structure name -> structure (per-sample arrays over all samples).
-    train_idx, test_idx : disjoint integer indices into the samples.
-    targets : [n_samples] int class labels for the model, or None for tasks without one.
-    """
-
-    activations: dict[str, np.ndarray]
-    inputs: pd.DataFrame
-    structures: dict[str, dict[str, Structure]]
-    train_idx: np.ndarray
-    test_idx: np.ndarray
-    targets: np.ndarray | None = None
-    extra: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        n = len(self.inputs)
-        for site, X in self.activations.items():
-            if X.dtype != np.float32 or X.ndim != 2 or X.shape[0] != n:
-                raise ValueError(
-                    f"site {site!r}: activations must be float32 [{n}, d], got {X.dtype} {X.shape}"
-                )
-        if set(self.structures) - set(self.activations):
-            raise ValueError(f"structures name unknown sites {set(self.structures) - set(self.activations)}")
-        self.train_idx = np.asarray(self.train_idx, dtype=np.int64)
-        self.test_idx = np.asarray(self.test_idx, dtype=np.int64)
-        if np.intersect1d(self.train_idx, self.test_idx).size:
-            raise ValueError("train and test splits overlap")
-        if self.targets is not None and len(self.targets) != n:
-            raise ValueError(f"targets must have {n} entries, got {len(self.targets)}")
 
 
 class Task:

@@ -19,7 +19,7 @@ LAYERS: list[list[str]] = [
     ["errors", "version"],
     ["structures"],
     ["metrics", "kinds", "methods", "results"],
-    ["taskdata", "task", "cache", "identity", "registry", "synthetic", "hidden", "sae", "adapters", "checks"],
+    ["storage", "task", "cache", "identity", "registry", "synthetic", "hidden", "sae", "adapters", "checks"],
     ["planning", "provenance"],
     ["unit"],
     ["executors"],
