@@ -1,19 +1,22 @@
 """The task registry, in the style of Gymnasium: versioned ids, ``register_task`` and ``make``.
 
-Built-in tasks register through the same entry-point group an outside package would use
-(``structure_bench.tasks``): each entry point names a module whose import calls ``register_task``.
+Tasks plug in the way methods do (``structure_bench.plugins``): ``register_task`` (a call or a
+decorator), an installed package's entry point in the group ``structure_bench.tasks`` whose name
+is the task id and whose value is the ``module:Class`` that builds it (imported when the task is
+first built), or ``module:task-id``, which imports ``module`` (that registers the id) first. The
+built-in tasks are entry points of this package, exactly as an outside package's would be.
 """
 
 from __future__ import annotations
 
-import difflib
 import functools
 import importlib
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint
 from typing import Any, Callable
 
 from structure_bench.errors import StructureBenchError, UnknownTaskError
+from structure_bench.plugins import Plugins, import_object
 from structure_bench.task import Task, parse_task_id
 
 TASK_ENTRY_POINT_GROUP = "structure_bench.tasks"
@@ -35,51 +38,53 @@ class TaskSpec:
     def version(self) -> int:
         return parse_task_id(self.id)[2]
 
+    @property
+    def import_spec(self) -> str:
+        """``module:Class`` of what builds it, with its kwargs when it has any."""
+        factory = self.entry_point
+        spec = factory if isinstance(factory, str) else f"{factory.__module__}:{factory.__qualname__}"
+        return f"{spec}({self.kwargs})" if self.kwargs else spec
+
     def build(self, **overrides: Any) -> Task:
         factory = self.entry_point
         if isinstance(factory, str):
-            module_name, _, attr = factory.partition(":")
-            factory = getattr(importlib.import_module(module_name), attr)
-        return factory(id=self.id, **{**self.kwargs, **overrides})
+            factory = import_object(factory, f"task {self.id!r}")  # type: ignore[assignment]
+        return factory(id=self.id, **{**self.kwargs, **overrides})  # type: ignore[operator]
 
 
-_REGISTRY: dict[str, TaskSpec] = {}
-_plugins_loaded = False
+def _from_entry_point(ep: EntryPoint) -> TaskSpec:
+    parse_task_id(ep.name)  # an entry point's name is the task id
+    return TaskSpec(ep.name, ep.value)
 
 
-def register_task(id: str, entry_point: str | Callable[..., Task], replace: bool = False, **kwargs: Any) -> TaskSpec:
-    """Register a task under a versioned id.
+# Tasks by id: registered here or by installed packages' entry points.
+TASKS: Plugins[TaskSpec] = Plugins("task", TASK_ENTRY_POINT_GROUP, load=_from_entry_point, spec=lambda s: s.import_spec)
+
+
+def register_task(
+    id: str, entry_point: str | Callable[..., Task] | None = None, replace: bool = False, **kwargs: Any
+) -> Any:
+    """Register a task under a versioned id; without ``entry_point``, a class decorator
+    (``@register_task("mytask-v1")``).
 
     entry_point : a ``Task`` subclass (or factory) or its ``"module:attr"`` path; it is called as
         ``entry_point(id=id, **kwargs)``.
     replace : allow replacing a task already registered under ``id`` (built-in and installed
-        packages' tasks included); without it, that is an error.
+        packages' tasks included); without it, another registration of the id is an error.
     """
     parse_task_id(id)
-    _load_plugins()  # so that a built-in or installed task's id counts as taken
-    if id in _REGISTRY and not replace:
-        raise StructureBenchError(f"task {id!r} is already registered; pick another id or pass replace=True")
-    spec = TaskSpec(id, entry_point, dict(kwargs))
-    _REGISTRY[id] = spec
-    return spec
+    if entry_point is None:
+        def decorate(cls: type[Task]) -> type[Task]:
+            register_task(id, cls, replace, **kwargs)
+            return cls
 
-
-def _load_plugins() -> None:
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    for ep in entry_points(group=TASK_ENTRY_POINT_GROUP):
-        try:
-            ep.load()
-        except StructureBenchError as exc:
-            raise StructureBenchError(f"installed package {getattr(ep.dist, 'name', '?')} ({ep.value}): {exc}") from None
+        return decorate
+    return TASKS.add(id, TaskSpec(id, entry_point, dict(kwargs)), replace=replace)
 
 
 def registry() -> dict[str, TaskSpec]:
-    """All registered task specs, built-in and plugin, by id."""
-    _load_plugins()
-    return dict(_REGISTRY)
+    """All registered task specs, built-in and plugin, by id (nothing is imported)."""
+    return {task_id: TASKS.lookup(task_id) for task_id in TASKS.names()}  # type: ignore[misc]
 
 
 def spec(task_id: str) -> TaskSpec:
@@ -87,23 +92,18 @@ def spec(task_id: str) -> TaskSpec:
     try:
         module, name, version = parse_task_id(task_id)
     except StructureBenchError as exc:
-        raise StructureBenchError(f"{exc}{_suggestion(task_id, list(registry()))}") from None
+        raise StructureBenchError(f"{exc}{TASKS.suggestion(task_id)}") from None
     if module:
         importlib.import_module(module)
         task_id = task_id.split(":", 1)[1]
-    specs = registry()
-    if task_id in specs:
-        return specs[task_id]
-    versions = sorted(s.version for s in specs.values() if s.name == name)
+    found = TASKS.lookup(task_id)
+    if found is not None:
+        return found
+    versions = sorted(s.version for s in registry().values() if s.name == name)
     if versions:
         listed = ", ".join(f"{name}-v{v}" for v in versions)
         raise UnknownTaskError(f"task {name!r} has no version v{version}; registered: {listed}")
-    raise UnknownTaskError(f"unknown task {task_id!r}{_suggestion(task_id, list(specs))} (see `structure-bench tasks`)")
-
-
-def _suggestion(task_id: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(task_id, known, n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    raise UnknownTaskError(f"unknown task {task_id!r}{TASKS.suggestion(task_id)} (see `structure-bench tasks`)")
 
 
 def make(task_id: str, **kwargs: Any) -> Task:

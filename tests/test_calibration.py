@@ -72,8 +72,8 @@ class RenamedRandom(sb.get_method("random")):
 def test_calibration_references_are_found_by_their_role_not_their_name(
     tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(method_registry._METHODS, "truth-reference", RenamedOracle)
-    monkeypatch.setitem(method_registry._METHODS, "chance-reference", RenamedRandom)
+    monkeypatch.setitem(method_registry.METHODS.local, "truth-reference", RenamedOracle)
+    monkeypatch.setitem(method_registry.METHODS.local, "chance-reference", RenamedRandom)
     methods = ["truth-reference", "chance-reference", "pca"]
     run(plan(["superposition-v1"], methods, [0]), tmp_path, progress=False)
     table = summarise(sb.load_results(tmp_path)).set_index("method")
@@ -82,6 +82,6 @@ def test_calibration_references_are_found_by_their_role_not_their_name(
     assert table.loc["pca", "main_score_norm"].notna().all()
     with pytest.raises(sb.StructureBenchError, match="two registered methods declare the calibration role '(oracle|random)'"):
         method_registry.calibration_methods()
-    monkeypatch.delitem(method_registry._METHODS, "truth-reference")
-    monkeypatch.delitem(method_registry._METHODS, "chance-reference")
+    monkeypatch.delitem(method_registry.METHODS.local, "truth-reference")
+    monkeypatch.delitem(method_registry.METHODS.local, "chance-reference")
     assert method_registry.calibration_methods() == {"oracle": "oracle", "random": "random"}

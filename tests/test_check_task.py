@@ -12,12 +12,12 @@ import mini_pizza  # noqa: F401  (registers mini-pizza-v1)
 import structure_bench as sb
 from structure_bench.registry import registry
 from structure_bench.structures import Directions
-from structure_bench.task import TaskArrays, is_builtin
+from structure_bench.task import BUILTIN_TASK_PACKAGE, TaskArrays
 from toy_task import ToyTask
 
 BUILTIN_TASKS = sorted(
     task_id for task_id, spec in registry().items()
-    if isinstance(spec.entry_point, type) and is_builtin(spec.entry_point)
+    if spec.import_spec.startswith(f"{BUILTIN_TASK_PACKAGE}.")
 )
 
 

@@ -75,7 +75,7 @@ def test_unknown_ids_and_versions_get_helpful_errors() -> None:
     with pytest.raises(sb.UnknownTaskError, match="has no version v3; registered: toy-v1"):
         sb.make("toy-v3")
     with pytest.raises(sb.StructureBenchError, match="already registered"):
-        sb.register_task("toy-v1", entry_point=toy_task.ToyTask)
+        sb.register_task("toy-v1", entry_point=toy_task.ToyTask, seed=1)  # another task under a taken id
 
 
 def test_make_imports_a_module_prefix_and_passes_kwargs() -> None:

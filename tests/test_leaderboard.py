@@ -27,6 +27,7 @@ from structure_bench.leaderboard.readme import markdown_text
 from structure_bench.leaderboard.scores import budget_ranking, inseparable_pairs, l0_ratios, overall_ranking
 from structure_bench.leaderboard.submission import document_digest
 from structure_bench.leaderboard.verify import trusted_method_class, verification_path
+from structure_bench import plugins
 from structure_bench.methods import registry as method_registry
 from structure_bench.results import record_paths
 from structure_bench.planning import plan
@@ -335,11 +336,11 @@ def test_registering_a_taken_name_is_an_error_unless_replacing(monkeypatch: pyte
     with pytest.raises(StructureBenchError, match="method 'pca' is already registered to structure_bench_baselines.linear:PCAMethod"):
         sb.register_method("pca")(_Shadow)
     assert sb.get_method("pca").__name__ == "PCAMethod"
-    monkeypatch.setattr(method_registry, "_METHODS", dict(method_registry._METHODS))
+    monkeypatch.setattr(method_registry.METHODS, "local", dict(method_registry.METHODS.local))
     sb.register_method("pca", replace=True)(_Shadow)
     assert sb.get_method("pca") is _Shadow
     with pytest.raises(StructureBenchError, match="task 'toy-v1' is already registered"):
-        sb.register_task("toy-v1", entry_point=toy_task.ToyTask)
+        sb.register_task("toy-v1", entry_point=toy_task.ToyTask, seed=1)  # another task under a taken id
 
 
 def test_two_packages_claiming_one_method_name_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -349,10 +350,10 @@ def test_two_packages_claiming_one_method_name_is_an_error(monkeypatch: pytest.M
         EntryPoint("pca", "structure_bench_baselines.linear:PCAMethod", method_registry.METHOD_ENTRY_POINT_GROUP),
         EntryPoint("pca", "evil_package:PCA", method_registry.METHOD_ENTRY_POINT_GROUP),
     ]
-    monkeypatch.setattr(method_registry, "entry_points", lambda group: claims)
-    monkeypatch.setattr(method_registry, "_entry_points", None)
-    monkeypatch.setattr(method_registry, "_conflicts", {})
-    monkeypatch.setattr(method_registry, "_METHODS", {})
+    monkeypatch.setattr(plugins, "entry_points", lambda group: claims)
+    monkeypatch.setattr(method_registry.METHODS, "_entry_points", None)
+    monkeypatch.setattr(method_registry.METHODS, "conflicts", {})
+    monkeypatch.setattr(method_registry.METHODS, "local", {})
     with pytest.raises(StructureBenchError, match="method 'pca' is claimed by two installed packages"):
         sb.get_method("pca")
 

@@ -287,10 +287,10 @@ def test_entry_point_registration(tmp_path, monkeypatch) -> None:
         check=True,
     )
     monkeypatch.syspath_prepend(str(target))
-    monkeypatch.setattr(registry, "_entry_points", None)
+    monkeypatch.setattr(registry.METHODS, "_entry_points", None)
     assert "throwaway-mean" in set(sb.list_methods()["name"])
     _run_like_the_runner("throwaway-mean")
-    monkeypatch.delitem(registry._METHODS, "throwaway-mean")
+    monkeypatch.delitem(registry.METHODS.local, "throwaway-mean")
 
 
 def test_list_methods_shows_baselines_with_parameters() -> None:

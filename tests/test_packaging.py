@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from structure_bench.methods.registry import METHOD_ENTRY_POINT_GROUP
+from structure_bench.plugins import import_object
 from structure_bench.registry import registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +55,10 @@ def test_every_source_file_and_task_asset_of_the_tree_is_in_the_wheel(wheel_file
 
 
 def test_every_registered_builtin_task_and_baseline_is_in_the_wheel(wheel_files: set[str]) -> None:
-    tasks = [spec.entry_point for spec in registry().values() if spec.entry_point.__module__.startswith("structure_bench_tasks")]
+    tasks = [
+        import_object(spec.entry_point, "task") if isinstance(spec.entry_point, str) else spec.entry_point
+        for spec in registry().values() if spec.import_spec.startswith("structure_bench_tasks")
+    ]
     assert len(tasks) >= 9
     for entry_point in tasks:
         source = Path(inspect.getsourcefile(entry_point))
@@ -65,3 +69,22 @@ def test_every_registered_builtin_task_and_baseline_is_in_the_wheel(wheel_files:
         module = ep.value.partition(":")[0]
         if module.startswith("structure_bench"):
             assert f"{module.replace('.', '/')}.py" in wheel_files, ep
+
+
+def test_every_declared_builtin_task_class_is_an_entry_point() -> None:
+    """A task folder whose class is not in pyproject.toml's entry points would be silently absent."""
+    import importlib
+    import pkgutil
+
+    import structure_bench_tasks
+
+    from structure_bench.task import Task
+
+    registered = {spec.import_spec for spec in registry().values()}
+    declared = set()
+    for info in pkgutil.walk_packages(structure_bench_tasks.__path__, "structure_bench_tasks."):
+        module = importlib.import_module(info.name)
+        for obj in vars(module).values():
+            if isinstance(obj, type) and issubclass(obj, Task) and obj.__module__ == info.name and "metadata" in vars(obj):
+                declared.add(f"{obj.__module__}:{obj.__qualname__}")
+    assert len(declared) >= 9 and declared <= registered, f"not registered: {sorted(declared - registered)}"

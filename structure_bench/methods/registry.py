@@ -8,23 +8,28 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import importlib
 import inspect
 import typing
-from importlib.metadata import entry_points, packages_distributions, version
+from importlib.metadata import packages_distributions, version
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import pandas as pd
 
 from structure_bench.errors import StructureBenchError, UnknownMethodError
+from structure_bench.plugins import Plugins, import_object
 
 METHOD_ENTRY_POINT_GROUP = "structure_bench.methods"
-_METHODS: dict[str, type] = {}
-_entry_points: dict[str, Any] | None = None
-_conflicts: dict[str, list[Any]] = {}
-
 T = TypeVar("T", bound=type)
+
+
+def method_import_spec(cls: type) -> str:
+    """The ``module:Class`` string that re-imports ``cls``."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+# Methods by name: registered here (the decorator) or by installed packages' entry points.
+METHODS: Plugins[type] = Plugins("method", METHOD_ENTRY_POINT_GROUP, load=lambda ep: ep.load(), spec=method_import_spec)
 
 
 def register_method(name: str, replace: bool = False) -> Callable[[T], T]:
@@ -35,84 +40,30 @@ def register_method(name: str, replace: bool = False) -> Callable[[T], T]:
     """
 
     def decorate(cls: T) -> T:
-        taken = _METHODS.get(name)
-        if taken is None and name in _plugin_entry_points():
-            taken = _plugin_entry_points()[name].value
-        if taken is not None and taken is not cls and taken != method_import_spec(cls) and not replace:
-            owner = taken if isinstance(taken, str) else method_import_spec(taken)
-            raise StructureBenchError(
-                f"method {name!r} is already registered to {owner}; pick another name or pass replace=True"
-            )
-        _METHODS[name] = cls
-        return cls
+        return METHODS.add(name, cls, replace=replace)
 
     return decorate
-
-
-def _plugin_entry_points() -> dict[str, Any]:
-    """Entry points by name; a name that two installed packages claim for different classes is an
-    error when it is looked up (neither silently shadows the other)."""
-    global _entry_points
-    if _entry_points is None:
-        found: dict[str, Any] = {}
-        for ep in entry_points(group=METHOD_ENTRY_POINT_GROUP):
-            if ep.name in found and found[ep.name].value != ep.value:
-                _conflicts[ep.name] = [found[ep.name], ep]
-            found.setdefault(ep.name, ep)
-        _entry_points = found
-    return _entry_points
-
-
-def _entry_point(name: str) -> Any:
-    """The entry point named ``name`` (None if none); two packages claiming it is an error."""
-    ep = _plugin_entry_points().get(name)
-    if name in _conflicts:
-        claims = " and ".join(f"{getattr(e.dist, 'name', '?')} ({e.value})" for e in _conflicts[name])
-        raise StructureBenchError(f"method {name!r} is claimed by two installed packages: {claims}; uninstall one")
-    return ep
 
 
 def registered_method(name: str) -> type | None:
     """The class registered under ``name`` in this process or by an installed package's entry
     point (loading it), or None; imports nothing a ``module:Class`` string names."""
-    if name in _METHODS:
-        return _METHODS[name]
-    ep = _entry_point(name)
-    if ep is None:
-        return None
-    cls = ep.load()
-    _METHODS.setdefault(name, cls)
-    return cls
-
-
-def _import_spec(spec: str) -> type:
-    module_name, _, attr = spec.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UnknownMethodError(f"cannot import {module_name!r} for method {spec!r}: {exc}") from None
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise UnknownMethodError(f"module {module_name!r} has no attribute {attr!r} (method {spec!r})") from None
+    return METHODS.lookup(name)
 
 
 def get_method(spec: str) -> type:
     """The method class for a registered name, an entry-point name, or a ``module:Class`` string."""
     if ":" in spec:
-        return _import_spec(spec)
+        try:
+            return import_object(spec, "method")  # type: ignore[return-value]
+        except StructureBenchError as exc:
+            raise UnknownMethodError(str(exc)) from None
     cls = registered_method(spec)
     if cls is not None:
         return cls
-    known = sorted(set(_METHODS) | set(_plugin_entry_points()))
-    close = difflib.get_close_matches(spec, known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise UnknownMethodError(f"unknown method {spec!r}{hint} (see `structure-bench methods`)")
+    raise UnknownMethodError(f"unknown method {spec!r}{METHODS.suggestion(spec)} (see `structure-bench methods`)")
 
 
-def method_import_spec(cls: type) -> str:
-    """The ``module:Class`` string that re-imports ``cls``."""
-    return f"{cls.__module__}:{cls.__qualname__}"
 
 
 def method_source(cls: type) -> str:
@@ -222,7 +173,7 @@ def calibration_role(spec: str) -> str | None:
 def calibration_methods() -> dict[str, str]:
     """Role -> the registered method that declares it (a role claimed twice is an error)."""
     found: dict[str, str] = {}
-    for name in sorted(set(_METHODS) | set(_plugin_entry_points())):
+    for name in METHODS.names():
         role = calibration_role(name)
         if role is None or found.get(role) == name:
             continue
@@ -243,7 +194,7 @@ def builtin_methods() -> list[str]:
 
 def list_methods() -> pd.DataFrame:
     """Every registered method: name, import spec, and constructor parameters."""
-    names = sorted(set(_METHODS) | set(_plugin_entry_points()))
+    names = METHODS.names()
     rows = []
     for name in names:
         cls = get_method(name)
