@@ -36,11 +36,10 @@ import numpy as np
 from structure_bench.errors import StructureBenchError
 from structure_bench.identity import compare, definition, identity_of, statistics
 from structure_bench.kinds import kind_of
-from structure_bench.methods import checked_outputs, get_method
-from structure_bench.metrics import evaluate
 from structure_bench.registry import make
 from structure_bench.structures import Structure
 from structure_bench.task import Task, TaskArrays, check_declaration, is_builtin
+from structure_bench.unit import fit_and_score
 
 # validate() figures that state the model's accuracy on every sample (split "all").
 ACCURACY_FIGURES = ("accuracy", "accuracy_all_pairs")
@@ -194,18 +193,14 @@ def _check_model(task: Task, arrays: TaskArrays) -> None:
 
 
 def _check_oracle(task: Task) -> dict[str, float]:
-    """Fit and score the oracle at one cell: what a sweep's unit does (``unit._fit_and_score``), for
-    a task that need not be registered, without a record."""
+    """Fit and score the oracle at one cell, as a sweep's unit does (``unit.fit_and_score``), on a
+    task that need not be registered, without a record."""
     meta = task.metadata
     site, primary, main = meta.default_site, meta.primary, meta.main_score
     truth = task.primary_structure(site, "train")
     cell = next((c for c in meta.grid if c.n_latents == truth.size), meta.grid[0])
-    X_test = task.activations(site, "test")
     with _calling(task, f"the oracle at {cell.name}"):
-        oracle = get_method("oracle")(n_latents=truth.size, l0_target=cell.l0_target, seed=0)
-        oracle.fit(task.activations(site, "train"), truth=truth)
-        Z, X_hat, decoder, bias = checked_outputs(oracle, "oracle", X_test)
-        scores = evaluate(X_test, Z, X_hat, decoder, bias, task.structures(site, "test"))
+        scores = fit_and_score(task, site, "oracle", cell).metrics
     if main not in scores:
         own = sorted(k for k in scores if "/" not in k or k.startswith(f"{primary}/"))
         _fail(task, f"the main score {main!r} is not among the columns metrics.evaluate computes (e.g. {own})")

@@ -26,49 +26,74 @@ from structure_bench.task import Cell, Task
 
 
 @functools.lru_cache(maxsize=None)
-def _clean_and_ablated_logits(task_id: str, site: str) -> tuple[np.ndarray, np.ndarray]:
-    task = load_task(task_id)
+def _clean_and_ablated_logits(task: Task, site: str) -> tuple[np.ndarray, np.ndarray]:
     X_test = task.activations(site, "test")
     mean = task.activations(site, "train").mean(axis=0, dtype=np.float64)
     ablated = np.broadcast_to(mean.astype(np.float32), X_test.shape)
     return task.forward(X_test, site, "test"), task.forward(np.array(ablated), site, "test")
 
 
+@dataclass
+class Fitted:
+    """A method fitted on a task's train split and scored on its test split.
+
+    metrics : column -> value (``metrics.evaluate`` plus, for tasks with a model, the task effect).
+    decoder : [n_latents, d] as the method returned it. fit_seconds : wall time of ``fit``.
+    """
+
+    method: Any
+    metrics: dict[str, float]
+    decoder: np.ndarray
+    fit_seconds: float
+
+
+def fit_and_score(task: Task, site: str, spec: str, cell: Cell, seed: int = 0, params: dict[str, Any] | None = None) -> Fitted:
+    """Fit the method ``spec`` at ``cell`` and ``seed`` on ``task``'s train split, check its outputs
+    at the boundary and score it on the test split: the core of every unit (and of
+    ``checks.check_task``'s oracle check, on a task that need not be registered).
+
+    A method that ``uses_ground_truth`` is handed the primary structure and built at its size.
+    Raises what the method raises, or MethodError for outputs that break the protocol.
+    """
+    cls = get_method(spec)
+    X_train, X_test = task.activations(site, "train"), task.activations(site, "test")
+    fit_kwargs: dict[str, Any] = {}
+    n_latents = cell.n_latents
+    if getattr(cls, "uses_ground_truth", False):
+        truth = task.primary_structure(site, "train")
+        fit_kwargs["truth"] = truth
+        n_latents = truth.size
+    method = cls(n_latents=n_latents, l0_target=cell.l0_target, seed=seed, **(params or {}))
+    started = time.perf_counter()
+    method.fit(X_train, **fit_kwargs)
+    fit_seconds = time.perf_counter() - started
+    Z, X_hat, decoder, bias = checked_outputs(method, spec, X_test)
+    metrics = score_structures(X_test, Z, X_hat, decoder, bias, task.structures(site, "test"))
+    if task.has_model(site):
+        clean, ablated = _clean_and_ablated_logits(task, site)
+        spliced = task.forward(X_hat.astype(np.float32), site, "test")
+        metrics.update(task_effect(clean, spliced, ablated, task.targets("test")))
+    return Fitted(method, metrics, decoder, fit_seconds)
+
+
 def _fit_and_score(
     unit: WorkUnit, save_codes: bool = False
 ) -> tuple[dict[str, float], dict[str, Any], str, float, dict[str, np.ndarray]]:
-    """Fit, check, score. Returns (metrics, params, method spec, fit seconds, arrays).
+    """``fit_and_score`` for a unit. Returns (metrics, params, method spec, fit seconds, arrays).
 
     arrays : relative path under the results directory -> array to save there: the decoder
     [n_latents, d] as float32 and, with save_codes, the codes of every sample of the site
     [n_all, n_latents] as float16 under codes/ (the report's per-latent figures read them).
     """
     task = load_task(unit.task)
-    cls = get_method(unit.method)
-    X_train = task.activations(unit.site, "train")
-    X_test = task.activations(unit.site, "test")
-    fit_kwargs: dict[str, Any] = {}
-    n_latents = unit.cell.n_latents
-    if getattr(cls, "uses_ground_truth", False):
-        truth = task.primary_structure(unit.site, "train")
-        fit_kwargs["truth"] = truth
-        n_latents = truth.size
-    method = cls(n_latents=n_latents, l0_target=unit.cell.l0_target, seed=unit.seed, **unit.params)
-    started = time.perf_counter()
-    method.fit(X_train, **fit_kwargs)
-    fit_seconds = time.perf_counter() - started
-    Z, X_hat, decoder, bias = checked_outputs(method, unit.method, X_test)
-    metrics = score_structures(X_test, Z, X_hat, decoder, bias, task.structures(unit.site, "test"))
-    if task.has_model(unit.site):
-        clean, ablated = _clean_and_ablated_logits(unit.task, unit.site)
-        spliced = task.forward(X_hat.astype(np.float32), unit.site, "test")
-        metrics.update(task_effect(clean, spliced, ablated, task.targets("test")))
-    arrays = {f"{DECODERS_DIR}/{unit.decoder_name}": decoder.astype(np.float32)}
+    fitted = fit_and_score(task, unit.site, unit.method, unit.cell, unit.seed, unit.params)
+    arrays = {f"{DECODERS_DIR}/{unit.decoder_name}": fitted.decoder.astype(np.float32)}
     if save_codes:
-        codes = method.encode(task.activations(unit.site, "all"))
+        codes = fitted.method.encode(task.activations(unit.site, "all"))
         arrays[f"{CODES_DIR}/{unit.decoder_name}"] = np.asarray(codes, dtype=np.float16)
+    method = fitted.method
     params = method.get_params() if hasattr(method, "get_params") else dict(unit.params)
-    return metrics, params, method_import_spec(cls), fit_seconds, arrays
+    return fitted.metrics, params, method_import_spec(get_method(unit.method)), fitted.fit_seconds, arrays
 
 
 def one_line(exc: BaseException) -> str:

@@ -23,7 +23,7 @@ from structure_bench.cli import main
 from structure_bench.identity import FLOAT_STATISTICS, IdentityWarning, compare, definition, identity_of, read_pins, statistics
 from structure_bench.registry import registry
 
-TASKS = [task_id for task_id, spec in registry().items() if spec.entry_point.__module__.startswith("structure_bench_tasks.")]
+TASKS = [task_id for task_id, spec in registry().items() if spec.import_spec.startswith("structure_bench_tasks.")]
 
 
 def _pinned(task_id: str) -> dict:
