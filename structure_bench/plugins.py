@@ -103,6 +103,11 @@ class Plugins(Generic[T]):
         return f"; did you mean {close[0]!r}?" if close else ""
 
 
+def object_spec(obj: object) -> str:
+    """The ``module:Name`` string that ``import_object`` imports ``obj`` (a class or function) by."""
+    return f"{obj.__module__}:{obj.__qualname__}"  # type: ignore[attr-defined]
+
+
 def import_object(spec: str, what: str) -> object:
     """The object ``module:Name`` names (importing the module); one-line errors name ``what``
     it was for."""

@@ -16,14 +16,14 @@ from importlib.metadata import EntryPoint
 from typing import Any, Callable
 
 from structure_bench.errors import StructureBenchError, UnknownTaskError
-from structure_bench.plugins import Plugins, import_object
-from structure_bench.task import Task, parse_task_id
+from structure_bench.plugins import Plugins, import_object, object_spec
+from structure_bench.task import Task, VersionedId, parse_task_id
 
 TASK_ENTRY_POINT_GROUP = "structure_bench.tasks"
 
 
 @dataclass(frozen=True)
-class TaskSpec:
+class TaskSpec(VersionedId):
     """A registration: the id, what builds it, and the keyword arguments it is built with."""
 
     id: str
@@ -31,18 +31,10 @@ class TaskSpec:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def name(self) -> str:
-        return parse_task_id(self.id)[1]
-
-    @property
-    def version(self) -> int:
-        return parse_task_id(self.id)[2]
-
-    @property
     def import_spec(self) -> str:
         """``module:Class`` of what builds it, with its kwargs when it has any."""
         factory = self.entry_point
-        spec = factory if isinstance(factory, str) else f"{factory.__module__}:{factory.__qualname__}"
+        spec = factory if isinstance(factory, str) else object_spec(factory)
         return f"{spec}({self.kwargs})" if self.kwargs else spec
 
     def build(self, **overrides: Any) -> Task:

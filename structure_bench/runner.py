@@ -35,13 +35,19 @@ def write_unit(out: Path, result: UnitResult) -> dict[str, Any]:
     return result.record
 
 
-def _stale_reason(unit: WorkUnit, record: dict[str, Any]) -> str | None:
-    """Why a finished record is not current for ``unit`` (None when it is)."""
+def _stale_reason(unit: WorkUnit, record: dict[str, Any], sources: dict[str, str]) -> str | None:
+    """Why a finished record is not current for ``unit`` (None when it is).
+
+    sources : method spec -> its source digest now, filled as methods come up (each method's
+        files are hashed once per ``pending``, not once per record).
+    """
     if record["task_identity"] != load_task(unit.task).identity:
         return "made on another version of the task (its identity differs)"
     if record["provenance"]["package_version"] != package_version():
         return f"made by structure_bench {record['provenance']['package_version']}, not {package_version()}"
-    if record["provenance"].get("method_source") != method_source(get_method(unit.method)):
+    if unit.method not in sources:
+        sources[unit.method] = method_source(get_method(unit.method))
+    if record["provenance"].get("method_source") != sources[unit.method]:
         return f"made by other code of {unit.method} (its source digest differs)"
     return None
 
@@ -57,6 +63,7 @@ def pending(units: list[WorkUnit], out: Path, retry_failed: bool = False) -> lis
     """
     todo: list[WorkUnit] = []
     stale: dict[str, list[WorkUnit]] = {}
+    sources: dict[str, str] = {}
     for unit in units:
         path = Path(out) / RECORDS_DIR / unit.record_name
         if not path.exists():
@@ -68,7 +75,7 @@ def pending(units: list[WorkUnit], out: Path, retry_failed: bool = False) -> lis
             warnings.warn(f"recomputing {unit.describe()}: {exc}", stacklevel=2)
             todo.append(unit)
             continue
-        reason = _stale_reason(unit, record)
+        reason = _stale_reason(unit, record, sources)
         if reason is not None:
             todo.append(unit)
             stale.setdefault(reason, []).append(unit)

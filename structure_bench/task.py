@@ -43,6 +43,22 @@ def parse_task_id(task_id: str) -> tuple[str | None, str, int]:
     return match["module"], match["name"], int(match["version"])
 
 
+class VersionedId:
+    """The name and version of an object's versioned task ``id`` (``parse_task_id``)."""
+
+    id: str
+
+    @property
+    def name(self) -> str:
+        """The id without its version: "pizza" for "pizza-v1"."""
+        return parse_task_id(self.id)[1]
+
+    @property
+    def version(self) -> int:
+        """The id's version: 1 for "pizza-v1"."""
+        return parse_task_id(self.id)[2]
+
+
 @dataclass(frozen=True)
 class Cell:
     """One (n_latents, l0_target) configuration of a task's grid (SPEC 3)."""
@@ -61,7 +77,7 @@ _MAIN_SCORE = re.compile(r"^[^/\s]+/[^/\s]+$")
 
 
 @dataclass(frozen=True)
-class TaskMetadata:
+class TaskMetadata(VersionedId):
     """What a task is, declared once on its class (``metadata = TaskMetadata(...)``), in the style
     of MTEB's task metadata; every field is checked on construction (a one-line StructureBenchError).
 
@@ -128,16 +144,6 @@ class TaskMetadata:
         if self.card is not None and not isinstance(self.card, Path):
             return f"card must be a Path or None, got {type(self.card).__name__}"
         return None
-
-    @property
-    def name(self) -> str:
-        """The id without its version: "pizza" for "pizza-v1"."""
-        return parse_task_id(self.id)[1]
-
-    @property
-    def version(self) -> int:
-        """The id's version: 1 for "pizza-v1"."""
-        return parse_task_id(self.id)[2]
 
 
 def _is_name(value: object) -> bool:

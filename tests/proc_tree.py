@@ -17,6 +17,15 @@ def process_table() -> dict[int, tuple[int, int]]:
     return table
 
 
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, exited but not yet reaped, does not count)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def children(pid: int) -> set[int]:
     """Pids whose parent is ``pid``."""
     return {child for child, (parent, _) in process_table().items() if parent == pid}

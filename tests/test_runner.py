@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import toy_task  # noqa: F401  (registers toy-v1)
-from proc_tree import children
+from proc_tree import alive, children
 
 import structure_bench as sb
 from structure_bench.cli import main
@@ -119,14 +119,6 @@ def test_killed_run_resumes_without_recomputing(tmp_path: Path) -> None:
     assert all(after[name] == raw for name, raw in finished.items())
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_killed_parallel_run_leaves_no_workers(tmp_path: Path, how: signal.Signals) -> None:
@@ -146,9 +138,9 @@ def test_killed_parallel_run_leaves_no_workers(tmp_path: Path, how: signal.Signa
     process.send_signal(how)
     process.wait(timeout=30)
     deadline = time.monotonic() + 10
-    while any(map(_alive, workers)) and time.monotonic() < deadline:
+    while any(map(alive, workers)) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not any(map(_alive, workers)), "worker processes outlived the killed driver"
+    assert not any(map(alive, workers)), "worker processes outlived the killed driver"
     assert len(record_paths(out)) < 40
 
 

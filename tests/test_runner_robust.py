@@ -15,7 +15,7 @@ from typing import Callable
 
 import pytest
 import toy_task  # noqa: F401  (registers toy-v1)
-from proc_tree import children
+from proc_tree import alive, children
 from toy_dying_methods import MARKER_ENV, SLOW_TASK
 
 from structure_bench import Cell
@@ -45,14 +45,6 @@ def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 120) ->
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def _is_worker(pid: int) -> bool:
@@ -90,8 +82,8 @@ def _assert_stopped_cleanly(process: subprocess.Popen, elapsed: float, seen: set
     assert "interrupted; finished results are kept" in process.stderr.read().decode()
     # The driver stops and reaps its workers before it exits; helpers such as multiprocessing's
     # resource tracker exit once the driver is gone.
-    assert not any(map(_alive, workers)), "worker processes outlived the stopped run"
-    _wait_for(lambda: not any(map(_alive, seen)), "the run's other child processes to exit", timeout=5)
+    assert not any(map(alive, workers)), "worker processes outlived the stopped run"
+    _wait_for(lambda: not any(map(alive, seen)), "the run's other child processes to exit", timeout=5)
 
 
 def _start_run(out: Path, markers: Path, *args: str) -> subprocess.Popen:

@@ -17,7 +17,7 @@ from typing import Any, Callable, TypeVar
 import pandas as pd
 
 from structure_bench.errors import StructureBenchError, UnknownMethodError
-from structure_bench.plugins import Plugins, import_object
+from structure_bench.plugins import Plugins, import_object, object_spec
 
 METHOD_ENTRY_POINT_GROUP = "structure_bench.methods"
 T = TypeVar("T", bound=type)
@@ -25,7 +25,7 @@ T = TypeVar("T", bound=type)
 
 def method_import_spec(cls: type) -> str:
     """The ``module:Class`` string that re-imports ``cls``."""
-    return f"{cls.__module__}:{cls.__qualname__}"
+    return object_spec(cls)
 
 
 # Methods by name: registered here (the decorator) or by installed packages' entry points.
