@@ -37,6 +37,16 @@ class TaskSpec(VersionedId):
         spec = factory if isinstance(factory, str) else object_spec(factory)
         return f"{spec}({self.kwargs})" if self.kwargs else spec
 
+    @property
+    def superseded_by(self) -> str | None:
+        """The declared successor of the task (``TaskMetadata.superseded_by``), importing its class
+        but building nothing; None for a factory that declares no metadata."""
+        factory = self.entry_point
+        if isinstance(factory, str):
+            factory = import_object(factory, f"task {self.id!r}")  # type: ignore[assignment]
+        metadata = getattr(factory, "metadata", None)
+        return getattr(metadata, "superseded_by", None)
+
     def build(self, **overrides: Any) -> Task:
         factory = self.entry_point
         if isinstance(factory, str):
@@ -113,3 +123,9 @@ def load_task(task_id: str) -> Task:
 def list_tasks() -> list[str]:
     """Registered task ids, sorted."""
     return sorted(registry())
+
+
+def default_suite() -> list[str]:
+    """The default suite: every registered task that no newer version supersedes, sorted. A
+    superseded task (``TaskMetadata.superseded_by``) stays registered and runs when named."""
+    return [task_id for task_id in list_tasks() if spec(task_id).superseded_by is None]

@@ -90,6 +90,8 @@ class TaskMetadata(VersionedId):
     grid : the cells methods are compared in (SPEC 3.1), each with 1 <= l0_target <= n_latents.
     references : the sources the task follows (a built-in task names at least one).
     card : the task's README, or None (``description`` stands in for it).
+    superseded_by : the id of a newer task that replaces this one in the default suite (it stays
+        registered, so results on it stay comparable), or None: the task is in the default suite.
     """
 
     id: str
@@ -102,6 +104,7 @@ class TaskMetadata(VersionedId):
     grid: tuple[Cell, ...]
     higher_is_better: bool = True
     card: Path | None = None
+    superseded_by: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("references", "sites", "grid"):
@@ -143,6 +146,13 @@ class TaskMetadata(VersionedId):
             return "higher_is_better must be True or False"
         if self.card is not None and not isinstance(self.card, Path):
             return f"card must be a Path or None, got {type(self.card).__name__}"
+        if self.superseded_by is not None:
+            try:
+                parse_task_id(self.superseded_by)
+            except (StructureBenchError, TypeError):
+                return f"superseded_by must be a task id 'name-vN' or None, got {self.superseded_by!r}"
+            if self.superseded_by == self.id:
+                return "a task cannot supersede itself"
         return None
 
 

@@ -15,6 +15,7 @@ from structure_bench.kinds import Kind, kind_named, kind_of, metric_descriptions
 from structure_bench.kinds.curves import Curves, curve_eta2
 from structure_bench.kinds.hierarchy import Hierarchy
 from structure_bench.metrics import METRIC_DESCRIPTIONS, evaluate, metric_range
+from structure_bench.metrics.variables import adjusted_eta2
 from structure_bench.structures import Directions, Subspaces, Variables
 from structure_bench.summary import profile_columns
 from structure_bench.task import TaskArrays
@@ -202,7 +203,13 @@ def test_a_latent_that_is_a_function_of_a_curve_point_scores_one():
 def test_a_latent_independent_of_every_curve_scores_zero():
     points, w = factorial_design()
     z = np.where(w == 0, 1.0, -1.0)
-    assert curve_eta2(z[:, None], np.ones(1, dtype=bool), points) == pytest.approx(0.0, abs=1e-12)
+    # Raw eta^2 0 on every curve; bias-corrected, the best curve's 1 - (n - 1) / (n - G) (just below 0).
+    assert curve_eta2(z[:, None], np.ones(1, dtype=bool), points) == pytest.approx(_independent(points), abs=1e-12)
+
+
+def _independent(points: np.ndarray) -> float:
+    """curve_eta2 of a latent whose raw eta^2 is 0 on every curve of ``points`` [n, c]."""
+    return max(adjusted_eta2(0.0, len(points), len(np.unique(column))) for column in points.T)
 
 
 def test_curve_eta2_weights_latents_by_their_variance():
@@ -210,7 +217,7 @@ def test_curve_eta2_weights_latents_by_their_variance():
     exact = 2.0 * np.where(points[:, 0] % 2 == 0, 1.0, -1.0)  # variance 4, eta^2 1 on curve 0
     noise = np.where(w == 0, 1.0, -1.0)  # variance 1, eta^2 0 on both curves
     Z = np.stack([exact, noise], axis=1)
-    assert curve_eta2(Z, np.ones(2, dtype=bool), points) == pytest.approx((4 * 1 + 1 * 0) / (4 + 1))
+    assert curve_eta2(Z, np.ones(2, dtype=bool), points) == pytest.approx((4 * 1 + 1 * _independent(points)) / (4 + 1))
     # Dead latents do not count; with no latent varying there is no score.
     assert curve_eta2(Z, np.array([True, False]), points) == pytest.approx(1.0)
     assert math.isnan(curve_eta2(np.ones((len(points), 2)), np.ones(2, dtype=bool), points))

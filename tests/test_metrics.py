@@ -15,7 +15,7 @@ from structure_bench.metrics.directions import direction_metrics
 from structure_bench.metrics.reconstruction import firing_mask, fvu, reconstruction_metrics, sparsity_metrics
 from structure_bench.metrics.subspaces import harmonic_mean, subspace_metrics
 from structure_bench.metrics.task_effect import cross_entropy
-from structure_bench.metrics.variables import N_BINS, eta2_per_latent, group_index, variable_metrics
+from structure_bench.metrics.variables import N_BINS, adjusted_eta2, eta2_per_latent, group_index, variable_metrics
 from structure_bench.structures import Directions, Subspaces, Variables
 
 rng = np.random.default_rng(0)
@@ -242,8 +242,9 @@ def test_latents_that_are_functions_of_c_have_eta2_one_for_c_and_zero_for_b():
     Z = np.column_stack([np.sin(c) + 2, (c == 3) * 5.0, c**2])
     scores = variable_metrics(Z, all_alive(3), truth)
     assert scores["eta2_c"] == pytest.approx(1.0)
-    assert scores["eta2_b"] == pytest.approx(0.0, abs=1e-12)  # every b sees each c once
-    assert scores["eta2_a"] == pytest.approx(0.0, abs=1e-12)
+    # Every b sees each c once: raw eta^2 0, which the bias correction puts 1 - (n - 1) / (n - G) below 0.
+    assert scores["eta2_b"] == pytest.approx(1 - 48 / 42, abs=1e-12)
+    assert scores["eta2_a"] == pytest.approx(1 - 48 / 42, abs=1e-12)
 
 
 def test_eta2_weighted_by_latent_variance():
@@ -252,8 +253,29 @@ def test_eta2_weighted_by_latent_variance():
     a = truth.values["a"].to_numpy().astype(float)
     Z = np.column_stack([c, 3 * a, np.zeros_like(c)])  # variances 1 : 9 (: 0, dead)
     scores = variable_metrics(Z, np.array([True, True, False]), truth)
-    assert scores["eta2_c"] == pytest.approx(1 / 10)
-    assert scores["eta2_a"] == pytest.approx(9 / 10)
+    # Raw 1/10 and 9/10, bias-corrected with n = 49 samples and G = 7 groups.
+    assert scores["eta2_c"] == pytest.approx(adjusted_eta2(1 / 10, 49, 7))
+    assert scores["eta2_a"] == pytest.approx(adjusted_eta2(9 / 10, 49, 7))
+
+
+def test_adjusted_eta2_of_an_independent_variable_is_zero_on_average():
+    # Pizza's test split: 697 samples, a 59-level variable the codes ignore. Raw eta^2 sits on its
+    # floor (G - 1) / (n - 1) = 0.083; the corrected score averages 0.
+    rng = np.random.default_rng(0)
+    n, levels = 697, 59
+    truth = Variables("inputs", pd.DataFrame({"v": np.arange(n) % levels}), {"v": "discrete"})
+    raw, corrected = [], []
+    for _ in range(200):
+        Z = rng.exponential(size=(n, 4))
+        raw.append(eta2_per_latent(Z, truth.values.v.to_numpy())[0])
+        corrected.append(variable_metrics(Z, all_alive(4), truth)["eta2_v"])
+    assert np.mean(raw) == pytest.approx((levels - 1) / (n - 1), abs=0.003)
+    assert abs(np.mean(corrected)) < 0.003 and np.std(corrected) < 0.03
+
+
+def test_adjusted_eta2_keeps_one_and_needs_residual_degrees_of_freedom():
+    assert adjusted_eta2(1.0, 697, 59) == 1.0
+    assert np.isnan(adjusted_eta2(0.5, 10, 10))
 
 
 def test_circular_variable_binned_over_the_circle():

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from structure_bench.kinds.base import Fit, Kind, register_kind
-from structure_bench.metrics.variables import eta2_per_latent
+from structure_bench.metrics.variables import adjusted_eta2, eta2_per_latent
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,8 @@ class Curves:
 
 
 def curve_eta2(Z: np.ndarray, alive: np.ndarray, points: np.ndarray) -> float:
-    """sum_l Var(z_l) max_c eta^2(z_l | point on curve c) / sum_l Var(z_l) over alive latents.
+    """sum_l Var(z_l) max_c eta^2(z_l | point on curve c) / sum_l Var(z_l) over alive latents, with
+    eta^2 bias-corrected (``adjusted_eta2``).
 
     Z : [n_samples, n_latents] codes. alive : bool [n_latents]. points : int [n_samples, c].
     NaN when no alive latent varies.
@@ -67,7 +68,10 @@ def curve_eta2(Z: np.ndarray, alive: np.ndarray, points: np.ndarray) -> float:
     if not varying.any():
         return float("nan")
     Z_varying = np.compress(varying, Z_alive, axis=1)
-    eta2 = np.stack([eta2_per_latent(Z_varying, points[:, c]) for c in range(points.shape[1])])  # [c, L]
+    eta2 = np.stack([
+        adjusted_eta2(eta2_per_latent(Z_varying, points[:, c]), len(points), len(np.unique(points[:, c])))
+        for c in range(points.shape[1])
+    ])  # [c, L], bias-corrected
     return float(variance[varying] @ eta2.max(axis=0) / variance[varying].sum())
 
 
@@ -77,11 +81,11 @@ class CurvesKind(Kind[Curves]):
 
     structure = Curves
     descriptions = {
-        "curve_eta2": "per alive latent, the correlation ratio Var(E[z_l | point]) / Var(z_l) against the "
+        "curve_eta2": "per alive latent, the bias-corrected correlation ratio Var(E[z_l | point]) / Var(z_l) against the "
         "point of the curve it follows best, mean over latents weighted by Var(z_l); high means each latent "
         "is a function of its position on one curve",
     }
-    ranges = {"curve_eta2": (0.0, 1.0)}
+    ranges = {"curve_eta2": (-np.inf, 1.0)}  # the bias correction can dip below 0 by chance
 
     def to_arrays(self, structure: Curves) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays = {"points": structure.points}

@@ -18,10 +18,12 @@ class VariablesKind(Kind[Variables]):
 
     structure = Variables
     descriptions = {
-        "eta2_<variable>": "correlation ratio Var(E[z_l | V]) / Var(z_l), mean over alive latents weighted by "
-        f"Var(z_l); continuous and circular V in {N_BINS} equal bins; high means latents are functions of V",
+        "eta2_<variable>": "correlation ratio Var(E[z_l | V]) / Var(z_l), bias-corrected (epsilon^2: about 0 when "
+        "the codes ignore V, at any number of levels), mean over alive latents weighted by Var(z_l); continuous and "
+        f"circular V in {N_BINS} equal bins; high means latents are functions of V",
     }
-    ranges = {"eta2": (0.0, 1.0)}  # every eta2_<variable> (``metric_range``)
+    # Every eta2_<variable> (``metric_range``); the bias correction can dip below 0 by chance.
+    ranges = {"eta2": (-np.inf, 1.0)}
 
     def to_arrays(self, structure: Variables) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays, columns = frame_to_arrays("values", structure.values)

@@ -1,4 +1,8 @@
-"""Correlation ratio eta^2 of latents against per-sample variables (SPEC 2, Variables)."""
+"""Correlation ratio eta^2 of latents against per-sample variables (SPEC 2, Variables).
+
+Scores are bias-corrected (``adjusted_eta2``): a variable with no effect on the codes scores about
+0 whatever its number of levels and the split's size, not (levels - 1) / (n - 1).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,7 @@ from structure_bench.structures import Variables
 
 # Continuous and circular variables are cut into this many equal-width bins (circular over
 # [0, 2pi), scalar over [min, max]). 24 bins resolve a circle to 15 degrees while keeping ~145
-# samples per bin on a 3481-sample test split, so an independent variable's eta^2 bias,
-# (bins - 1) / (n - 1), stays under 0.01.
+# samples per bin on a 3481-sample test split.
 N_BINS = 24
 
 
@@ -50,8 +53,20 @@ def eta2_per_latent(Z: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return np.divide(between, total, out=np.full(total.shape, np.nan), where=total > 0)
 
 
+def adjusted_eta2(eta2: np.ndarray | float, n_samples: int, n_groups: int) -> np.ndarray | float:
+    """Bias-corrected eta^2 (Kelley's epsilon^2, the adjusted R^2 of a one-way fit):
+    1 - (1 - eta2) (n - 1) / (n - G). Raw eta^2 of codes independent of a G-group variable has
+    expectation (G - 1) / (n - 1); this form has expectation 0 there (it can dip below 0) and keeps 1
+    for codes that are an exact function of the variable. NaN when n <= G (no residual degrees
+    of freedom)."""
+    if n_samples <= n_groups:
+        return np.full_like(np.asarray(eta2, dtype=np.float64), np.nan) if np.ndim(eta2) else float("nan")
+    return 1 - (1 - eta2) * (n_samples - 1) / (n_samples - n_groups)
+
+
 def variable_metrics(Z: np.ndarray, alive: np.ndarray, truth: Variables) -> dict[str, float]:
-    """eta2_<var> for each variable: mean over alive latents of eta^2, weighted by Var(z_l).
+    """eta2_<var> for each variable: mean over alive latents of the bias-corrected eta^2
+    (``adjusted_eta2``, with G the variable's non-empty groups), weighted by Var(z_l).
 
     Z : [n_samples, n_latents]. alive : [n_latents] bool. NaN when no alive latent varies.
     A variable that is NaN on some samples (a circle that is off has no angle) is scored on the
@@ -68,6 +83,9 @@ def variable_metrics(Z: np.ndarray, alive: np.ndarray, truth: Variables) -> dict
             scores[f"eta2_{variable}"] = float("nan")
             continue
         # Weighting eta^2_l by Var(z_l) turns the mean into a ratio of summed sums of squares.
-        between = between_group_sum_of_squares(Z_centred, group_index(truth.values[variable][defined], kind))
-        scores[f"eta2_{variable}"] = float(between.sum()) / total
+        groups = group_index(truth.values[variable][defined], kind)
+        between = between_group_sum_of_squares(Z_centred, groups)
+        n_groups = int(np.count_nonzero(np.bincount(groups)))
+        # The correction is affine in eta^2, so it commutes with the Var(z_l)-weighted mean.
+        scores[f"eta2_{variable}"] = float(adjusted_eta2(float(between.sum()) / total, len(groups), n_groups))
     return scores

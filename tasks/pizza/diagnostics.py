@@ -4,6 +4,8 @@ pizza's |cos(w_k (a - b) / 2)| signature.
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import torch
 
@@ -30,12 +32,16 @@ def distance_irrelevance(logits: np.ndarray, p: int) -> float:
     return float(L.std(axis=0).mean() / L.std())
 
 
-def gradient_symmetricity(model: ModAddTransformer, n_triples: int = 100, seed: int = 0) -> float:
-    """Zhong et al.'s definition 4.1: mean cosine between the gradients of logit c with respect to the
-    two input embeddings E_a and E_b, over random triples (a, b, c) (c need not be the answer).
+def gradient_symmetricity(model: ModAddTransformer, n_triples: int = 100, seed: int = 42) -> float:
+    """Zhong et al.'s definition 4.1, as their evaluation notebook computes it: the mean cosine
+    between the gradients of logit c with respect to the two input embeddings E_a and E_b, over the
+    first ``n_triples`` of all p^3 triples (a, b, c) in the order ``random.Random(seed).shuffle``
+    leaves them (c any output, not only the answer).
     """
     p = model.config.p
-    a, b, c = np.random.default_rng(seed).integers(0, p, size=(3, n_triples))
+    triples = [(a, b, c) for a in range(p) for b in range(p) for c in range(p)]
+    random.Random(seed).shuffle(triples)  # Python's Mersenne Twister: the same order everywhere
+    a, b, c = np.array(triples[:n_triples]).T
     e_a = model.W_E[a].detach().clone().requires_grad_(True)
     e_b = model.W_E[b].detach().clone().requires_grad_(True)
     with torch.enable_grad():

@@ -22,9 +22,9 @@ from structure_bench.synthetic import width_grid
 from structure_bench.task import Split, Task, TaskArrays
 from structure_bench_tasks.pizza import diagnostics
 from structure_bench_tasks.pizza.fourier import angular_frequency
-from structure_bench_tasks.pizza.model import pair_split
+from structure_bench_tasks.pizza.model import pair_split, unordered_pair_split
 from structure_bench_tasks.pizza.structures import embed_structures, hidden_structures, inputs_table
-from structure_bench_tasks.pizza.task import PizzaTask
+from structure_bench_tasks.pizza.task import PizzaTask, split_figures
 
 
 class IdealPizzaTask(Task):
@@ -37,8 +37,11 @@ class IdealPizzaTask(Task):
         description="The pizza algorithm built analytically: evenly tiled phases per key frequency, exact ground truth.",
         grid=width_grid(96, 3),  # the 3 keys x 32 neurons, one latent per key frequency
         card=Path(__file__).parent / "README.md",
+        superseded_by="pizza-ideal-v2",
     )
     model_sites = ("hidden", "embed")
+    # v1 splits ordered pairs; v2 unordered pairs {a, b} (as ModularAdditionTask.split_unordered).
+    split_unordered = False
 
     def __init__(
         self,
@@ -53,6 +56,11 @@ class IdealPizzaTask(Task):
                          split_seed=split_seed, train_fraction=train_fraction)
         self.p, self.keys, self.neurons_per_key = p, list(keys), neurons_per_key
         self.split_seed, self.train_fraction = split_seed, train_fraction
+
+    def split(self) -> tuple[np.ndarray, np.ndarray]:
+        """The (train, test) pair indices."""
+        split = unordered_pair_split if self.split_unordered else pair_split
+        return split(self.p, self.train_fraction, self.split_seed)
 
     @cached_property
     def neuron_table(self) -> pd.DataFrame:
@@ -96,7 +104,7 @@ class IdealPizzaTask(Task):
 
     def generate(self) -> TaskArrays:
         internals, table = self._internals, self.neuron_table
-        train_idx, test_idx = pair_split(self.p, self.train_fraction, self.split_seed)
+        train_idx, test_idx = self.split()
         inputs = inputs_table(self.p)
         assigned = np.ones(len(table), dtype=bool)
         return TaskArrays(
@@ -123,7 +131,15 @@ class IdealPizzaTask(Task):
             "accuracy": float(np.mean(logits.argmax(axis=1) == inputs_table(p).c.to_numpy())),
             "neurons": len(self.neuron_table),
             "key_frequencies": self.keys,
+            **split_figures(p, *self.split()),
             "gradient_symmetricity": 1.0,  # the MLP input is (E_a + E_b) / 2: identical gradients
             "distance_irrelevance": diagnostics.distance_irrelevance(logits, p),
             "logit_scale_correlation": diagnostics.scale_dependence(logits, p, self.keys),
         }
+
+
+class IdealPizzaV2Task(IdealPizzaTask):
+    """pizza-ideal-v2: pizza-ideal-v1's construction, data split by unordered pair {a, b}."""
+
+    metadata = replace(IdealPizzaTask.metadata, id="pizza-ideal-v2", superseded_by=None)
+    split_unordered = True

@@ -101,6 +101,28 @@ def pair_split(p: int, train_fraction: float, seed: int) -> tuple[np.ndarray, np
     return np.sort(order[:n_train]), np.sort(order[n_train:])
 
 
+def unordered_pair_split(p: int, train_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed random split of the p^2 pair indices into (train, test), each sorted, that keeps
+    (a, b) and (b, a) together: the p (p + 1) / 2 unordered pairs {a, b} are permuted and the first
+    ``train_fraction`` of them go to train. A network symmetric under a <-> b then never sees a test
+    sample's mirror image in training."""
+    a, b = np.divmod(np.arange(p * p), p)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    unordered = lo * p - lo * (lo - 1) // 2 + (hi - lo)  # rank of {lo, hi} among pairs with lo <= hi
+    n_unordered = p * (p + 1) // 2
+    order = np.random.default_rng(seed).permutation(n_unordered)
+    in_train = np.zeros(n_unordered, dtype=bool)
+    in_train[order[: int(train_fraction * n_unordered)]] = True
+    train = in_train[unordered]
+    return np.flatnonzero(train), np.flatnonzero(~train)
+
+
+def mirror_share(p: int, train_idx: np.ndarray, test_idx: np.ndarray) -> float:
+    """Share of test pairs (a, b) whose mirror image (b, a) is in ``train_idx`` (pair indices a p + b)."""
+    a, b = np.divmod(np.asarray(test_idx), p)
+    return float(np.isin(b * p + a, train_idx).mean())
+
+
 def save_checkpoint(model: ModAddTransformer, path: Path, training: dict) -> None:
     """Write the weights (float32) with the architecture and training config in the metadata."""
     tensors = {name: t.detach().to(torch.float32).contiguous() for name, t in model.state_dict().items()}
@@ -121,3 +143,47 @@ def load_checkpoint(path: Path, dtype: torch.dtype = torch.float64) -> tuple[Mod
     model = model.to(dtype).eval()
     model.requires_grad_(False)
     return model, json.loads(metadata["training"])
+
+
+# The authors' tensors in their layout (``train-main.py``): name -> (our parameter, transpose?).
+# Theirs: W_E [d, p], W_Q/W_K/W_V [h, d_head, d], W_O [d, h d_head], W_in [d_mlp, d],
+# W_out [d, d_mlp]; ours multiply from the right ([p, d], [h, d, d_head], [h d_head, d], ...).
+_ZHONG2023_NAMES = {
+    "embed.W_E": ("W_E", True),
+    "pos_embed.W_pos": ("W_pos", False),
+    "blocks.0.attn.W_Q": ("W_Q", True),
+    "blocks.0.attn.W_K": ("W_K", True),
+    "blocks.0.attn.W_V": ("W_V", True),
+    "blocks.0.attn.W_O": ("W_O", True),
+    "blocks.0.mlp.W_in": ("W_in", True),
+    "blocks.0.mlp.b_in": ("b_in", False),
+    "blocks.0.mlp.W_out": ("W_out", True),
+    "blocks.0.mlp.b_out": ("b_out", False),
+    "unembed.W_U": ("W_U", False),
+}
+
+
+def load_zhong2023(path: Path, dtype: torch.dtype = torch.float64) -> tuple[ModAddTransformer, dict]:
+    """One of Zhong et al.'s released checkpoints (converted to safetensors, their tensor names) as
+    our model, and the run's config. Their causal mask (``blocks.0.attn.mask``) hides nothing from
+    the last position, the only one read, so it is not needed."""
+    from safetensors import safe_open
+
+    if not Path(path).exists():
+        raise StructureBenchError(f"checkpoint {path} is missing: copy it from shared/reference_models/zhong2023")
+    with safe_open(str(path), framework="pt") as handle:
+        config = json.loads(handle.metadata()["config"])
+        tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+    if config["n_layers"] != 1 or config["act_fn"] != "ReLU" or config["diff_vocab"] or config["eqn_sign"]:
+        raise StructureBenchError(f"checkpoint {path}: not a one-layer ReLU model on [a, b] ({config})")
+    model = ModAddTransformer(ModelConfig(
+        p=config["C"], d_model=config["d_model"], n_heads=config["n_heads"], attention_rate=float(config["attn_coeff"])
+    ))
+    state = {}
+    for theirs, (ours, transpose) in _ZHONG2023_NAMES.items():
+        tensor = tensors[theirs]
+        state[ours] = tensor.transpose(-1, -2) if transpose else tensor
+    model.load_state_dict(state)
+    model = model.to(dtype).eval()
+    model.requires_grad_(False)
+    return model, config

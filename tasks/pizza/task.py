@@ -6,6 +6,7 @@ checkpoint and neuron fit.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,14 @@ import torch
 from structure_bench.task import Cell, Split, Task, TaskArrays, TaskMetadata
 from structure_bench_tasks.pizza import diagnostics
 from structure_bench_tasks.pizza.fourier import FIT_THRESHOLD, fit_neurons, key_frequencies, output_phase
-from structure_bench_tasks.pizza.model import ModAddTransformer, all_pairs, load_checkpoint, pair_split
+from structure_bench_tasks.pizza.model import (
+    ModAddTransformer,
+    all_pairs,
+    load_checkpoint,
+    mirror_share,
+    pair_split,
+    unordered_pair_split,
+)
 from structure_bench_tasks.pizza.structures import embed_structures, hidden_structures, inputs_table
 
 HERE = Path(__file__).parent
@@ -33,6 +41,11 @@ def modular_addition_grid(n_fitted: int, n_keys: int) -> tuple[Cell, ...]:
     )
 
 
+def split_figures(p: int, train_idx: np.ndarray, test_idx: np.ndarray) -> dict[str, Any]:
+    """The dictionary-learning split's sizes and the share of test pairs whose mirror is in train."""
+    return {"split_train_test": [len(train_idx), len(test_idx)], "test_mirror_in_train": mirror_share(p, train_idx, test_idx)}
+
+
 class ModularAdditionTask(Task):
     """A trained modular-addition transformer, its activations at ``hidden`` and ``embed``, and the
     per-neuron Fourier ground truth fitted from the weights.
@@ -40,11 +53,16 @@ class ModularAdditionTask(Task):
     checkpoint : the shipped safetensors file (it keys the cache).
     neuron_form : "pizza" assigns neurons whose pizza-form fit has R^2 >= 0.9; "frequency" those
         whose best single-frequency fit (with products of a and b, as a clock needs) does.
+    split_unordered : False (the v1 tasks' data): the dictionary-learning split is the model's own
+        split of ordered pairs. True (later versions): it splits unordered pairs {a, b}
+        (``unordered_pair_split``), and the inputs table gains ``model_train``, the model's own
+        split as a label (1 trained on, 0 held out, -1 unknown).
     """
 
     model_sites = ("hidden", "embed")
     checkpoint: Path = HERE / "pizza.safetensors"
     neuron_form: str = "pizza"
+    split_unordered: bool = False
 
     def __init__(self, id: str, split_seed: int = 0, train_fraction: float = 0.8) -> None:
         super().__init__(id, split_seed=split_seed, train_fraction=train_fraction)
@@ -57,9 +75,27 @@ class ModularAdditionTask(Task):
         return [*super().source_files(), Path(__file__), HERE / "model.py", HERE / "fourier.py", HERE / "structures.py"]
 
     # -- the model, in float64 ---------------------------------------------------------------
+    def load_model(self) -> tuple[ModAddTransformer, dict[str, Any]]:
+        """The model (float64) and its training config, from ``checkpoint``."""
+        return load_checkpoint(self.checkpoint)
+
     @cached_property
+    def _loaded(self) -> tuple[ModAddTransformer, dict[str, Any]]:
+        return self.load_model()
+
+    @property
     def model(self) -> ModAddTransformer:
-        return load_checkpoint(self.checkpoint)[0]
+        return self._loaded[0]
+
+    def model_train_idx(self) -> np.ndarray | None:
+        """The pair indices (a p + b) the model was trained on, sorted; None when unknown."""
+        training = self._loaded[1]
+        return pair_split(self.p, training["train_fraction"], training["split_seed"])[0]
+
+    def split(self) -> tuple[np.ndarray, np.ndarray]:
+        """The dictionary-learning (train, test) pair indices."""
+        split = unordered_pair_split if self.split_unordered else pair_split
+        return split(self.p, self.train_fraction, self.split_seed)
 
     @property
     def p(self) -> int:
@@ -89,8 +125,13 @@ class ModularAdditionTask(Task):
     # -- Task API ------------------------------------------------------------------------------
     def generate(self) -> TaskArrays:
         internals, fit = self._internals, self._fit
-        train_idx, test_idx = pair_split(self.p, self.train_fraction, self.split_seed)
+        train_idx, test_idx = self.split()
         inputs = inputs_table(self.p)
+        if self.split_unordered:
+            model_train = self.model_train_idx()
+            inputs["model_train"] = (
+                np.isin(np.arange(len(inputs)), model_train).astype(np.int64) if model_train is not None else -1
+            )
         return TaskArrays(
             activations={site: internals[site].astype(np.float32) for site in ("hidden", "embed")},
             inputs=inputs,
@@ -134,6 +175,7 @@ class ModularAdditionTask(Task):
             "median_pizza_r2_fitted": float(np.median(fits.r2[assigned])),
             "key_frequencies": keys,
             "neurons_per_key": [int(np.sum(assigned & (fits.k == k))) for k in keys],
+            **split_figures(p, *self.split()),
             "circularity": diagnostics.circularity(self.model.W_E.numpy(), p),
             "gradient_symmetricity": diagnostics.gradient_symmetricity(self.model),
             "distance_irrelevance": diagnostics.distance_irrelevance(logits, p),
@@ -163,4 +205,23 @@ class PizzaTask(ModularAdditionTask):
         main_score="frequencies/subspace_f",
         grid=modular_addition_grid(n_fitted=252, n_keys=3),
         card=HERE / "README.md",
+        superseded_by="pizza-v2",
     )
+
+
+class PizzaV2Task(PizzaTask):
+    """pizza-v2: Zhong et al.'s settings exactly (d_model 128, 20000 steps; checkpoint
+    tasks/pizza/pizza-v2.safetensors), dictionary-learning data split by unordered pair."""
+
+    metadata = replace(
+        PizzaTask.metadata,
+        id="pizza-v2",
+        description=(
+            "(a + b) mod 59 by a one-layer transformer with constant attention, retrained with Zhong "
+            "et al.'s settings exactly (d_model 128, 512 ReLU neurons, 20000 steps): the pizza."
+        ),
+        grid=modular_addition_grid(n_fitted=512, n_keys=5),
+        superseded_by=None,
+    )
+    checkpoint = HERE / "pizza-v2.safetensors"
+    split_unordered = True
