@@ -9,7 +9,7 @@ from structure_bench.checks import check_task
 from structure_bench.errors import MethodError, StructureBenchError, UnknownMethodError, UnknownTaskError
 from structure_bench.kinds.hierarchy import Hierarchy
 from structure_bench.methods import Method, check_method, get_method, list_methods, register_method
-from structure_bench.registry import list_tasks, make, register_task
+from structure_bench.registry import default_suite, list_tasks, make, register_task
 from structure_bench.results import load_results
 from structure_bench.structures import Directions, Subspaces, Variables
 from structure_bench.task import Cell, Task, TaskArrays, TaskMetadata
@@ -33,6 +33,7 @@ __all__ = [
     "Variables",
     "check_method",
     "check_task",
+    "default_suite",
     "evaluate",
     "get_method",
     "list_methods",

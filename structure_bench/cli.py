@@ -90,7 +90,9 @@ def cmd_tasks(args: argparse.Namespace) -> None:
         for site in task.sites:
             rows.append(
                 {
-                    "id": task_id,
+                    "id": task_id if site == task.sites[0] else "",
+                    "suite": ("default" if not task.metadata.superseded_by else f"superseded by {task.metadata.superseded_by}")
+                    if site == task.sites[0] else "",
                     "site": site + (" *" if site == task.metadata.default_site else ""),
                     "n": len(task.arrays.inputs),
                     "d": task.activations(site, "all").shape[1],
@@ -104,7 +106,10 @@ def cmd_tasks(args: argparse.Namespace) -> None:
                 }
             )
     _print_frame(pd.DataFrame(rows))
-    print("\n* default site; identity: the first 12 hex digits (`structure-bench identity` prints it whole)")
+    print(
+        "\n* default site; identity: the first 12 hex digits (`structure-bench identity` prints it whole); "
+        "`run` and `submit` take the default suite unless given --tasks"
+    )
 
 
 def _format_value(value: Any) -> str:
@@ -213,15 +218,15 @@ def report_tables(out: Path) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from structure_bench.methods import builtin_methods
-    from structure_bench.registry import list_tasks
     from structure_bench.planning import plan
+    from structure_bench.registry import default_suite
     from structure_bench.runner import run
 
     if args.plots:
         from structure_bench.report.figures import require_matplotlib
 
         require_matplotlib("--plots (the report's figures)")
-    tasks = args.tasks or list_tasks()
+    tasks = args.tasks or default_suite()
     methods = list(dict.fromkeys(args.methods or builtin_methods()))
     if not args.no_calibration:  # the methods declaring each calibration role, unless one is run
         from structure_bench.methods import calibration_methods, calibration_role
@@ -277,9 +282,9 @@ def cmd_results(args: argparse.Namespace) -> None:
 
 def cmd_submit(args: argparse.Namespace) -> None:
     from structure_bench.leaderboard import submit
-    from structure_bench.registry import list_tasks
+    from structure_bench.registry import default_suite
 
-    path = submit(args.results, args.method, args.tasks or list_tasks(), args.board, args.name, args.replace)
+    path = submit(args.results, args.method, args.tasks or default_suite(), args.board, args.name, args.replace)
     vouch = " --method-file FILE.py" if ":" in args.method else ""  # a module that is not installed
     print(f"submitted {args.results} as {path}; check it with `structure-bench verify {path.stem}{vouch}`")
 
@@ -345,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the JSON Schema of result records").set_defaults(func=cmd_schema)
 
     run = sub.add_parser("run", help="fit methods on task grids, score them, write results")
-    run.add_argument("--tasks", nargs="+", metavar="ID", help="task ids (default: every registered task)")
+    run.add_argument("--tasks", nargs="+", metavar="ID", help="task ids (default: the default suite, every registered task no newer version supersedes)")
     run.add_argument(
         "--methods", nargs="+", metavar="SPEC",
         help="registered names or module:Class specs (default: the built-in baselines)",
@@ -402,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit = sub.add_parser("submit", help="check a finished run and add it to the leaderboard's submissions")
     submit.add_argument("results", type=Path, help="results directory of `structure-bench run`")
     submit.add_argument("--method", required=True, metavar="SPEC", help="registered name or module:Class, as run")
-    submit.add_argument("--tasks", nargs="+", metavar="ID", help="the suite (default: every registered task)")
+    submit.add_argument("--tasks", nargs="+", metavar="ID", help="the suite (default: the default suite)")
     submit.add_argument("--name", help="submission name (default: from the method spec)")
     submit.add_argument("--board", type=Path, default=Path("leaderboard"), help=board_help)
     submit.add_argument("--replace", action="store_true", help="overwrite a submission of the same name")

@@ -43,18 +43,18 @@ def submit_baselines(
 
 def main(argv: Sequence[str] | None = None) -> int:
     from structure_bench.methods import builtin_methods
-    from structure_bench.registry import list_tasks
+    from structure_bench.registry import default_suite
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("results/leaderboard"), help="results root (resumable)")
     parser.add_argument("--board", type=Path, default=Path("leaderboard"))
-    parser.add_argument("--tasks", nargs="+", help="default: every registered task")
+    parser.add_argument("--tasks", nargs="+", help="default: the default suite (registry.default_suite)")
     parser.add_argument("--methods", nargs="+", help="default: the built-in baselines")
     parser.add_argument("--seeds", nargs="+", type=int, default=list(range(MIN_SEEDS)))
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args(argv)
     refused = submit_baselines(
-        args.out, args.board, args.tasks or list_tasks(), args.methods or builtin_methods(), args.seeds, args.jobs
+        args.out, args.board, args.tasks or default_suite(), args.methods or builtin_methods(), args.seeds, args.jobs
     )
     for line in refused:
         print(f"not submitted: {line}", file=sys.stderr)
