@@ -1,5 +1,6 @@
-"""Clock-versus-pizza diagnostics of Zhong et al. 2023 (arXiv 2306.17844, section 4) and the
-pizza's |cos(w_k (a - b) / 2)| signature.
+"""Clock-versus-pizza diagnostics of Zhong et al. 2023 (arXiv 2306.17844, section 4), computed with
+the definitions of their evaluation notebook, and the mechanism checks that separate a pizza from a
+clock: the |cos(w_k (a - b) / 2)| signature and the integration check.
 """
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pandas as pd
 import torch
 
 from structure_bench_tasks.pizza.fourier import angular_frequency
@@ -75,3 +77,31 @@ def scale_dependence(logits: np.ndarray, p: int, keys: list[int]) -> float:
     y = correct_logits(logits, p)
     residual = y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
     return float(np.sqrt(max(0.0, 1 - residual.var() / y.var())))
+
+
+def integration_check(
+    model: ModAddTransformer, hidden: np.ndarray, resid: np.ndarray, fits: pd.DataFrame, assigned: np.ndarray
+) -> dict[str, float]:
+    """Replace each assigned neuron by the ideal integrand sample of its frequency,
+    ReLU(A [cos(w_k a + phi) + cos(w_k b + phi)]) with its fitted A, phi (no constant: Yip et al.'s
+    integrand), keep the other neurons, and report what survives over all p^2 pairs:
+    ``integration_accuracy`` and ``integration_logit_correlation`` (Pearson, between the
+    per-pair-centred logits of the replaced and the real network).
+
+    hidden : [p * p, d_mlp] post-ReLU, resid : [p * p, d_model] the MLP input (row-major (a, b));
+    fits : ``fourier.fit_neurons``; assigned : bool [d_mlp].
+    """
+    p = model.config.p
+    a, b = np.divmod(np.arange(p * p), p)
+    w = angular_frequency(p, fits.k.to_numpy()[assigned])
+    phi, amplitude = fits.phi.to_numpy()[assigned], fits.amplitude.to_numpy()[assigned]
+    replaced = hidden.copy()
+    replaced[:, assigned] = np.maximum(amplitude * (np.cos(np.outer(a, w) + phi) + np.cos(np.outer(b, w) + phi)), 0)
+    with torch.no_grad():
+        logits = model.logits_from_hidden(torch.from_numpy(replaced), torch.from_numpy(resid)).numpy()
+        real = model.logits_from_hidden(torch.from_numpy(hidden), torch.from_numpy(resid)).numpy()
+    centred = [x - x.mean(axis=1, keepdims=True) for x in (logits, real)]
+    return {
+        "integration_accuracy": float(np.mean(logits.argmax(axis=1) == (a + b) % p)),
+        "integration_logit_correlation": float(np.corrcoef(centred[0].ravel(), centred[1].ravel())[0, 1]),
+    }

@@ -181,6 +181,7 @@ class ModularAdditionTask(Task):
             "distance_irrelevance": diagnostics.distance_irrelevance(logits, p),
             "logit_scale_correlation": diagnostics.scale_dependence(logits, p, keys),
             "unembed_phase_agreement": float(np.mean(np.cos(psi - 2 * fits.phi.to_numpy()[assigned]))),
+            **diagnostics.integration_check(self.model, internals["hidden"], internals["embed"], fits, assigned),
         }
 
 
