@@ -46,7 +46,8 @@ def _in_wheel(path: Path) -> str:
 def test_every_source_file_and_task_asset_of_the_tree_is_in_the_wheel(wheel_files: set[str]) -> None:
     expected = [
         path for folder in INSTALLED for path in (ROOT / folder).rglob("*")
-        if path.suffix in (".py", ".md", ".json", ".safetensors") and "__pycache__" not in path.parts
+        if (path.suffix in (".py", ".md", ".json", ".safetensors") or path.name == "LICENSE")
+        and "__pycache__" not in path.parts
         and (path.parent / "__init__.py").exists()
     ]
     assert len(expected) > 60
@@ -63,7 +64,7 @@ def test_every_registered_builtin_task_and_baseline_is_in_the_wheel(wheel_files:
     for entry_point in tasks:
         source = Path(inspect.getsourcefile(entry_point))
         folder = source.parent
-        for asset in [source, folder / "README.md", *folder.glob("*.safetensors"), *folder.glob("identity.json")]:
+        for asset in [source, folder / "README.md", *folder.glob("*.safetensors"), *folder.glob("identity.json"), *folder.glob("LICENSE")]:
             assert asset.exists() and _in_wheel(asset) in wheel_files, asset
     for ep in entry_points(group=METHOD_ENTRY_POINT_GROUP):
         module = ep.value.partition(":")[0]
