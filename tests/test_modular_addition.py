@@ -8,7 +8,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from safetensors.numpy import load_file
 
 import structure_bench as sb
@@ -144,3 +143,17 @@ def test_a_superseding_id_must_be_a_task_id():
 
     with pytest.raises(sb.StructureBenchError, match="superseded_by must be a task id"):
         replace(sb.make("pizza-v1").metadata, superseded_by="pizza two")
+
+
+@pytest.mark.parametrize(("task_id", "shown"), [
+    ("pizza-zhong2023-v1", ["gradient_symmetricity          0.9937", "distance_irrelevance           0.1717", "circularity                    0.9978"]),
+    ("clock-zhong2023-v1", ["gradient_symmetricity          0.3336", "distance_irrelevance           0.8483"]),
+])
+def test_show_prints_the_diagnostics_beside_the_published_figures(task_id, shown, capsys):
+    from structure_bench.cli import main
+
+    main(["show", task_id])
+    out = capsys.readouterr().out
+    assert "0.99367 [1]" in out or "0.3336" in out  # the card's published column
+    for line in [*shown, "test_mirror_in_train           0", "integration_accuracy", "logit_scale_correlation"]:
+        assert line in out, line
