@@ -72,6 +72,17 @@ def test_the_authors_checkpoints_ship_with_their_licence():
     assert "MIT License" in licence and "Ziqian Zhong" in licence
 
 
+@pytest.mark.parametrize("task_id", [task_id for pair in PAIRS for task_id in pair])
+def test_every_trained_model_is_exact_and_its_forward_reproduces_it(task_id, figures):
+    task = sb.make(task_id)
+    assert figures[task_id]["accuracy"] == 1.0
+    assert figures[task_id]["fitted_variance_share"] >= 0.85
+    for site in ("hidden", "embed"):
+        clean = task._internals["logits"][task.arrays.test_idx]
+        logits = task.forward(task.activations(site, "test"), site, "test")
+        np.testing.assert_allclose(logits, clean, atol=1e-4 * np.abs(clean).max())
+
+
 @pytest.mark.parametrize(("pizza", "clock"), PAIRS)
 def test_the_mechanism_checks_separate_each_pizza_from_its_clock(pizza, clock, figures):
     # Both pass the per-neuron form (it holds whenever pre-activations are f(a) + g(b)) ...

@@ -7,9 +7,9 @@ import json
 import pytest
 from safetensors import safe_open
 
-from structure_bench_tasks.clock.task import ClockTask
+from structure_bench_tasks.clock.task import ClockTask, ClockV2Task
 from structure_bench_tasks.pizza.model import ModelConfig, save_checkpoint
-from structure_bench_tasks.pizza.task import PizzaTask
+from structure_bench_tasks.pizza.task import PizzaTask, PizzaV2Task
 from structure_bench_tasks.pizza.train import TrainConfig, train
 
 
@@ -26,16 +26,13 @@ def _retrain(task_class, tmp_path):
 
 
 @pytest.mark.slow
-def test_retrained_pizza_passes_validation(tmp_path):
-    figures = _retrain(PizzaTask, tmp_path)
-    assert figures["accuracy"] >= 0.99
-    assert figures["distance_irrelevance"] < 0.4
-    assert figures["fitted_variance_share"] >= 0.5
-
-
-@pytest.mark.slow
-def test_retrained_clock_passes_validation(tmp_path):
-    figures = _retrain(ClockTask, tmp_path)
-    assert figures["accuracy"] >= 0.99
-    assert figures["distance_irrelevance"] >= 0.4
-    assert figures["gradient_symmetricity"] < 0.9
+@pytest.mark.parametrize(("pizza", "clock"), [(PizzaTask, ClockTask), (PizzaV2Task, ClockV2Task)])
+def test_retrained_pair_passes_validation(pizza, clock, tmp_path):
+    """v1: 6 min; v2 (the papers' 20000 steps at d_model 128): about 62 min on one core."""
+    figures = {task: _retrain(task, tmp_path) for task in (pizza, clock)}
+    for task, shipped in ((task, task(id=task.metadata.id).validate()) for task in figures):
+        assert figures[task]["accuracy"] >= 0.99
+        # Single-threaded deterministic training: the same model up to another CPU's last bits.
+        assert abs(figures[task]["distance_irrelevance"] - shipped["distance_irrelevance"]) < 0.05
+    assert figures[pizza]["distance_irrelevance"] < figures[clock]["distance_irrelevance"]
+    assert figures[pizza]["gradient_symmetricity"] > figures[clock]["gradient_symmetricity"]
