@@ -365,3 +365,31 @@ def test_every_reported_metric_is_described():
     for key in evaluate(X, A, X, G, np.zeros(6), structures):
         metric = re.sub(r"\[.*\]$", "[<label>]", key.split("/")[-1])
         assert re.sub(r"^eta2_.*", "eta2_<variable>", metric) in METRIC_DESCRIPTIONS | metric_descriptions(), key
+
+
+def test_an_exact_answer_latent_scores_four_over_pi_squared_on_c():
+    """SPEC 5, hypothesis 3, derived on paper: an "answer" latent is active on one point psi of
+    frequency k's curve (psi = arg(e^{i w a} + e^{i w b}), 2p points, each fixing c and the sign of
+    cos(w (a - b) / 2)) with the activation's scale g = |cos(w (a - b) / 2)|. Given c it is active on
+    half of c's pairs, so eta^2(c) = (1/2) E[g]^2 / E[g^2] -> (1/2) (2/pi)^2 / (1/2) = 4 / pi^2 ~ 0.405
+    for large p, and eta^2(psi) = E[g]^2 / E[g^2] -> 8 / pi^2 ~ 0.81; a binary tile (no scale) gives
+    1/2 and 1. So an exact answer latent is far from eta^2(c) = 1."""
+    p, k = 59, 17
+    a, b = np.divmod(np.arange(p * p), p)
+    v = np.exp(2j * np.pi * k * a / p) + np.exp(2j * np.pi * k * b / p)
+    psi = np.round(np.mod(np.angle(v), 2 * np.pi) / (np.pi / p)).astype(int) % (2 * p)
+    c = (a + b) % p
+    assert len(np.unique(psi)) == 2 * p and all(len(np.unique(c[psi == j])) == 1 for j in range(2 * p))
+    scaled = np.zeros((p * p, 2 * p))
+    scaled[np.arange(p * p), psi] = np.abs(v) / 2
+    # At p = 59 the sums over a - b give 0.401 and 0.796 (the large-p limits: 0.405, 0.811).
+    np.testing.assert_allclose(eta2_per_latent(scaled, c), 4 / np.pi**2, atol=0.01)
+    np.testing.assert_allclose(eta2_per_latent(scaled, psi), 8 / np.pi**2, atol=0.02)
+    binary = (scaled > 0).astype(float)
+    # p odd: a point holds (p - 1) / 2 or (p + 1) / 2 of c's pairs, so 0.487 or 0.508 at p = 59.
+    np.testing.assert_allclose(eta2_per_latent(binary, c), 0.5, atol=0.02)
+    np.testing.assert_allclose(eta2_per_latent(binary, psi), 1.0, atol=1e-12)
+    # The bias-corrected pooled score on the full grid: 0.39, and an unrelated input still ~0.
+    truth = Variables("inputs", pd.DataFrame({"c": c, "a": a}), {"c": "discrete", "a": "discrete"})
+    scores = variable_metrics(scaled, all_alive(2 * p), truth)
+    assert scores["eta2_c"] == pytest.approx(0.39, abs=0.01) and abs(scores["eta2_a"]) < 0.01
