@@ -174,7 +174,7 @@ class Record:
         }
 
 
-def _file_mode() -> int:
+def file_mode() -> int:
     """The mode ``open`` would give a new file: 0666 less this process's umask (0644 under the
     usual 022), so results in a shared folder are as readable as any file the user writes."""
     mask = os.umask(0o022)  # reading the umask means setting it; put it back at once
@@ -184,11 +184,11 @@ def _file_mode() -> int:
 
 def write_text(target: Path, text: str) -> Path:
     """Write a text file atomically (a reader sees the whole file or none), with the mode of a
-    plainly written file (``_file_mode``), not mkstemp's private 0600."""
+    plainly written file (``file_mode``), not mkstemp's private 0600."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=target.suffix, dir=target.parent)
-    os.fchmod(fd, _file_mode())
+    os.fchmod(fd, file_mode())
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -10,6 +11,8 @@ from typing import Any, Callable
 
 import torch
 from safetensors.numpy import save_file
+
+from structure_bench.results import file_mode
 
 
 def retrain_main(description: str, train: Callable[..., Any], config: Any, log_every: int) -> None:
@@ -22,3 +25,4 @@ def retrain_main(description: str, train: Callable[..., Any], config: Any, log_e
     model = train(config, log_every=log_every)
     print(f"trained in {time.perf_counter() - start:.1f} s with {asdict(config)}")
     save_file(model.weights(), str(args.out))
+    os.chmod(args.out, file_mode())  # safetensors writes 0600; a checkpoint is for everyone to read

@@ -123,3 +123,13 @@ def test_training_is_deterministic():
 
     runs = [train(ModelConfig(d_model=16), TrainConfig(steps=20))[0].state_dict() for _ in range(2)]
     assert all(torch.equal(runs[0][name], runs[1][name]) for name in runs[0])
+
+
+def test_a_saved_checkpoint_has_a_plain_files_mode(tmp_path):
+    # safetensors itself writes 0600; a shipped checkpoint must be readable like any file.
+    from structure_bench.results import file_mode
+    from structure_bench_tasks.pizza.model import ModAddTransformer, ModelConfig, save_checkpoint
+
+    path = tmp_path / "model.safetensors"
+    save_checkpoint(ModAddTransformer(ModelConfig(d_model=8)), path, {})
+    assert path.stat().st_mode & 0o777 == file_mode()

@@ -11,6 +11,7 @@ position feeds the logits, so only its query is computed (exactly equivalent for
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from structure_bench.errors import StructureBenchError
+from structure_bench.results import file_mode
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,7 @@ def save_checkpoint(model: ModAddTransformer, path: Path, training: dict) -> Non
     tensors = {name: t.detach().to(torch.float32).contiguous() for name, t in model.state_dict().items()}
     metadata = {"model": json.dumps(asdict(model.config)), "training": json.dumps(training, sort_keys=True)}
     save_file(tensors, str(path), metadata=metadata)
+    os.chmod(path, file_mode())  # safetensors writes 0600; a checkpoint is for everyone to read
 
 
 def load_checkpoint(path: Path, dtype: torch.dtype = torch.float64) -> tuple[ModAddTransformer, dict]:
