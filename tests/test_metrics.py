@@ -369,8 +369,8 @@ def test_every_reported_metric_is_described():
 
 def test_an_exact_answer_latent_scores_four_over_pi_squared_on_c():
     """SPEC 5, hypothesis 3, derived on paper: an "answer" latent is active on one point psi of
-    frequency k's curve (psi = arg(e^{i w a} + e^{i w b}), 2p points, each fixing c and the sign of
-    cos(w (a - b) / 2)) with the activation's scale g = |cos(w (a - b) / 2)|. Given c it is active on
+    frequency k's curve (psi = arg(e^{i w a} + e^{i w b}), 2p points, each fixing c; each c has two,
+    told apart by the sign of cos(w (a - b) / 2)) with the activation's scale g = |cos(w (a - b) / 2)|. Given c it is active on
     half of c's pairs, so eta^2(c) = (1/2) E[g]^2 / E[g^2] -> (1/2) (2/pi)^2 / (1/2) = 4 / pi^2 ~ 0.405
     for large p, and eta^2(psi) = E[g]^2 / E[g^2] -> 8 / pi^2 ~ 0.81; a binary tile (no scale) gives
     1/2 and 1. So an exact answer latent is far from eta^2(c) = 1."""

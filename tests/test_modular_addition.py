@@ -168,3 +168,29 @@ def test_show_prints_the_diagnostics_beside_the_published_figures(task_id, shown
     assert "0.99367 [1]" in out or "0.3336" in out  # the card's published column
     for line in [*shown, "test_mirror_in_train           0", "integration_accuracy", "logit_scale_correlation"]:
         assert line in out, line
+
+
+def test_curve_point_has_2p_levels_each_fixing_c():
+    from structure_bench_tasks.pizza.structures import curve_point
+
+    a, b = np.divmod(np.arange(P * P), P)
+    c = (a + b) % P
+    for k in (1, 17, 29):
+        psi = curve_point(P, k)
+        assert sorted(np.unique(psi)) == list(range(2 * P))
+        # Each point fixes c; each c has two antipodal points m and m + p (the half-angle's sign).
+        for value in range(P):
+            points = np.unique(psi[c == value])
+            assert len(points) == 2 and (points[1] - points[0]) == P
+        # psi_k is the angle of e^{i w a} + e^{i w b}.
+        angle = np.angle(np.exp(2j * np.pi * k * a / P) + np.exp(2j * np.pi * k * b / P))
+        np.testing.assert_allclose(np.exp(1j * psi * np.pi / P), np.exp(1j * angle), atol=1e-9)
+
+
+@pytest.mark.parametrize("task_id", UNORDERED)
+def test_new_versions_have_each_key_frequencys_curve_point(task_id):
+    task = sb.make(task_id)
+    inputs = task.structures("hidden")["inputs"]
+    keys = task.validate()["key_frequencies"]
+    assert all(inputs.kinds[f"psi_{k}"] == "discrete" for k in keys)
+    assert not any(name.startswith("psi_") for name in sb.make("pizza-v1").structures("hidden")["inputs"].kinds)

@@ -46,4 +46,4 @@ class ClockV2Task(ClockTask):
         card=HERE / "README.md",
     )
     checkpoint = HERE / "clock-v2.safetensors"
-    split_unordered = True
+    data_revision = 2

@@ -40,8 +40,8 @@ class IdealPizzaTask(Task):
         superseded_by="pizza-ideal-v2",
     )
     model_sites = ("hidden", "embed")
-    # v1 splits ordered pairs; v2 unordered pairs {a, b} (as ModularAdditionTask.split_unordered).
-    split_unordered = False
+    # v1: ordered-pair split; v2: unordered pairs {a, b} and psi_k (as ModularAdditionTask.data_revision).
+    data_revision = 1
 
     def __init__(
         self,
@@ -59,7 +59,7 @@ class IdealPizzaTask(Task):
 
     def split(self) -> tuple[np.ndarray, np.ndarray]:
         """The (train, test) pair indices."""
-        split = unordered_pair_split if self.split_unordered else pair_split
+        split = unordered_pair_split if self.data_revision >= 2 else pair_split
         return split(self.p, self.train_fraction, self.split_seed)
 
     @cached_property
@@ -111,8 +111,8 @@ class IdealPizzaTask(Task):
             activations={site: internals[site].astype(np.float32) for site in ("hidden", "embed")},
             inputs=inputs,
             structures={
-                "hidden": hidden_structures(table, assigned, self.keys, self.p),
-                "embed": embed_structures(internals["embed"], self.keys, self.p),
+                "hidden": hidden_structures(table, assigned, self.keys, self.p, self.data_revision >= 2),
+                "embed": embed_structures(internals["embed"], self.keys, self.p, self.data_revision >= 2),
             },
             train_idx=train_idx,
             test_idx=test_idx,
@@ -142,4 +142,4 @@ class IdealPizzaV2Task(IdealPizzaTask):
     """pizza-ideal-v2: pizza-ideal-v1's construction, data split by unordered pair {a, b}."""
 
     metadata = replace(IdealPizzaTask.metadata, id="pizza-ideal-v2", superseded_by=None)
-    split_unordered = True
+    data_revision = 2

@@ -53,16 +53,17 @@ class ModularAdditionTask(Task):
     checkpoint : the shipped safetensors file (it keys the cache).
     neuron_form : "pizza" assigns neurons whose pizza-form fit has R^2 >= 0.9; "frequency" those
         whose best single-frequency fit (with products of a and b, as a clock needs) does.
-    split_unordered : False (the v1 tasks' data): the dictionary-learning split is the model's own
-        split of ordered pairs. True (later versions): it splits unordered pairs {a, b}
-        (``unordered_pair_split``), and the inputs table gains ``model_train``, the model's own
-        split as a label (1 trained on, 0 held out, -1 unknown).
+    data_revision : 1 (the v1 tasks' data): the dictionary-learning split is the model's own split
+        of ordered pairs. 2 (later versions): it splits unordered pairs {a, b}
+        (``unordered_pair_split``), the inputs table gains ``model_train``, the model's own split as a
+        label (1 trained on, 0 held out, -1 unknown), and the input variables gain each key
+        frequency's curve point ``psi_k``.
     """
 
     model_sites = ("hidden", "embed")
     checkpoint: Path = HERE / "pizza.safetensors"
     neuron_form: str = "pizza"
-    split_unordered: bool = False
+    data_revision: int = 1
 
     def __init__(self, id: str, split_seed: int = 0, train_fraction: float = 0.8) -> None:
         super().__init__(id, split_seed=split_seed, train_fraction=train_fraction)
@@ -94,7 +95,7 @@ class ModularAdditionTask(Task):
 
     def split(self) -> tuple[np.ndarray, np.ndarray]:
         """The dictionary-learning (train, test) pair indices."""
-        split = unordered_pair_split if self.split_unordered else pair_split
+        split = unordered_pair_split if self.data_revision >= 2 else pair_split
         return split(self.p, self.train_fraction, self.split_seed)
 
     @property
@@ -127,7 +128,7 @@ class ModularAdditionTask(Task):
         internals, fit = self._internals, self._fit
         train_idx, test_idx = self.split()
         inputs = inputs_table(self.p)
-        if self.split_unordered:
+        if self.data_revision >= 2:
             model_train = self.model_train_idx()
             inputs["model_train"] = (
                 np.isin(np.arange(len(inputs)), model_train).astype(np.int64) if model_train is not None else -1
@@ -136,8 +137,8 @@ class ModularAdditionTask(Task):
             activations={site: internals[site].astype(np.float32) for site in ("hidden", "embed")},
             inputs=inputs,
             structures={
-                "hidden": hidden_structures(fit["fits"], fit["assigned"], fit["keys"], self.p),
-                "embed": embed_structures(internals["embed"], fit["keys"], self.p),
+                "hidden": hidden_structures(fit["fits"], fit["assigned"], fit["keys"], self.p, self.data_revision >= 2),
+                "embed": embed_structures(internals["embed"], fit["keys"], self.p, self.data_revision >= 2),
             },
             train_idx=train_idx,
             test_idx=test_idx,
@@ -225,4 +226,4 @@ class PizzaV2Task(PizzaTask):
         superseded_by=None,
     )
     checkpoint = HERE / "pizza-v2.safetensors"
-    split_unordered = True
+    data_revision = 2
