@@ -194,3 +194,13 @@ def test_new_versions_have_each_key_frequencys_curve_point(task_id):
     keys = task.validate()["key_frequencies"]
     assert all(inputs.kinds[f"psi_{k}"] == "discrete" for k in keys)
     assert not any(name.startswith("psi_") for name in sb.make("pizza-v1").structures("hidden")["inputs"].kinds)
+
+
+def test_tasks_lists_each_tasks_suite(capsys):
+    from structure_bench.cli import main
+
+    main(["tasks"])
+    out = capsys.readouterr().out
+    assert "superseded by pizza-v2" in out and "superseded by clock-v2" in out
+    rows = [line.split() for line in out.splitlines() if line.split()[:1] == ["pizza-zhong2023-v1"]]
+    assert rows and rows[0][1] == "default"
