@@ -22,7 +22,7 @@ from structure_bench.synthetic import width_grid
 from structure_bench.task import Split, Task, TaskArrays
 from structure_bench_tasks.pizza import diagnostics
 from structure_bench_tasks.pizza.fourier import angular_frequency
-from structure_bench_tasks.pizza.model import pair_split, unordered_pair_split
+from structure_bench_tasks.pizza.model import dictionary_split
 from structure_bench_tasks.pizza.structures import embed_structures, hidden_structures, inputs_table
 from structure_bench_tasks.pizza.task import PizzaTask, split_figures
 
@@ -59,8 +59,7 @@ class IdealPizzaTask(Task):
 
     def split(self) -> tuple[np.ndarray, np.ndarray]:
         """The (train, test) pair indices."""
-        split = unordered_pair_split if self.data_revision >= 2 else pair_split
-        return split(self.p, self.train_fraction, self.split_seed)
+        return dictionary_split(self.p, self.train_fraction, self.split_seed, self.data_revision)
 
     @cached_property
     def neuron_table(self) -> pd.DataFrame:

@@ -119,6 +119,13 @@ def unordered_pair_split(p: int, train_fraction: float, seed: int) -> tuple[np.n
     return np.flatnonzero(train), np.flatnonzero(~train)
 
 
+def dictionary_split(p: int, train_fraction: float, seed: int, data_revision: int) -> tuple[np.ndarray, np.ndarray]:
+    """A modular-addition task's dictionary-learning (train, test) pair indices: ``pair_split`` for
+    v1 data (revision 1), ``unordered_pair_split`` from revision 2 on."""
+    split = unordered_pair_split if data_revision >= 2 else pair_split
+    return split(p, train_fraction, seed)
+
+
 def mirror_share(p: int, train_idx: np.ndarray, test_idx: np.ndarray) -> float:
     """Share of test pairs (a, b) whose mirror image (b, a) is in ``train_idx`` (pair indices a p + b)."""
     a, b = np.divmod(np.asarray(test_idx), p)

@@ -20,10 +20,10 @@ from structure_bench_tasks.pizza.fourier import FIT_THRESHOLD, fit_neurons, key_
 from structure_bench_tasks.pizza.model import (
     ModAddTransformer,
     all_pairs,
+    dictionary_split,
     load_checkpoint,
     mirror_share,
     pair_split,
-    unordered_pair_split,
 )
 from structure_bench_tasks.pizza.structures import embed_structures, hidden_structures, inputs_table
 
@@ -95,8 +95,7 @@ class ModularAdditionTask(Task):
 
     def split(self) -> tuple[np.ndarray, np.ndarray]:
         """The dictionary-learning (train, test) pair indices."""
-        split = unordered_pair_split if self.data_revision >= 2 else pair_split
-        return split(self.p, self.train_fraction, self.split_seed)
+        return dictionary_split(self.p, self.train_fraction, self.split_seed, self.data_revision)
 
     @property
     def p(self) -> int:
