@@ -7,8 +7,11 @@ from sklearn.decomposition import NMF, PCA, FastICA
 
 from structure_bench.errors import MethodError
 
-FILLER_STREAM = 0x46494C4C  # independent of the default_rng(seed) streams tasks draw their truth from
 from structure_bench.methods import Method
+
+FILLER_STREAM = 0x46494C4C  # independent of the default_rng(seed) streams tasks draw their truth from
+# ICA keeps the principal directions that carry all but this share of the variance.
+RANK_RTOL = 1e-6
 
 
 def _padded(rows: np.ndarray, n_latents: int, seed: int) -> np.ndarray:
@@ -45,11 +48,19 @@ class PCAMethod(Method):
 
 
 class _IterativeMethod(Method):
-    """A method whose scikit-learn solver takes ``max_iter`` iterations at most."""
+    """A method whose scikit-learn solver stops at its own tolerance ``tol`` or after ``max_iter``
+    iterations; ``training_`` says which (converged: the tolerance held first)."""
 
-    def __init__(self, n_latents: int, l0_target: int | None = None, seed: int = 0, max_iter: int = 100) -> None:
+    def __init__(
+        self, n_latents: int, l0_target: int | None = None, seed: int = 0, max_iter: int = 200, tol: float = 1e-4
+    ) -> None:
         super().__init__(n_latents=n_latents, l0_target=l0_target, seed=seed)
         self.max_iter = max_iter
+        self.tol = tol
+
+    def _report(self, final_loss: float | None) -> None:
+        steps = int(self.model_.n_iter_)
+        self.training_ = {"steps": steps, "converged": steps < self.max_iter, "final_loss": final_loss}
 
 
 class NMFMethod(_IterativeMethod):
@@ -72,29 +83,48 @@ class NMFMethod(_IterativeMethod):
         # NNDSVD starts from an SVD, so it cannot give more components than min(n, d).
         init = "nndsvda" if self.n_latents <= min(X.shape) else "random"
         # Multiplicative updates cost a few matmuls per iteration at any width; coordinate descent
-        # took over 10 minutes at 4x width (pizza-v1, 1008 latents) where this takes 27 s.
-        self.model_ = NMF(self.n_latents, init=init, solver="mu", max_iter=self.max_iter, random_state=self.seed)
-        self.model_.fit(X)
-        self.decoder_ = self.model_.components_
+        # took over 10 minutes at 4x width (pizza-v1, 1008 latents) where this takes 27 s. In
+        # float32 (scikit-learn keeps the input's dtype) they take half as long as in float64.
+        self.model_ = NMF(
+            self.n_latents, init=init, solver="mu", max_iter=self.max_iter, tol=self.tol, random_state=self.seed
+        )
+        self.model_.fit(X.astype(np.float32))
+        self.decoder_ = self.model_.components_.astype(np.float64)
         self.decoder_bias_ = np.zeros(X.shape[1])
+        total = float(((X - X.mean(axis=0)) ** 2).sum())
+        self._report(float(self.model_.reconstruction_err_) ** 2 / total if total > 0 else None)
         return self
 
     def encode(self, X: np.ndarray) -> np.ndarray:
         """Non-negative codes [n_samples, n_latents] for X [n_samples, d] (non-negative)."""
-        return self.model_.transform(self._check_non_negative(X))
+        return self.model_.transform(self._check_non_negative(X).astype(np.float32)).astype(np.float64)
+
+
+def numerical_rank(X: np.ndarray, rtol: float = RANK_RTOL) -> int:
+    """How many principal directions of X [n_samples, d] carry all but a share ``rtol`` of its variance."""
+    variances = np.linalg.svd(X - X.mean(axis=0), compute_uv=False) ** 2
+    if variances.sum() <= 0:
+        return 1
+    left = 1.0 - np.cumsum(variances) / variances.sum()
+    return int(np.count_nonzero(left > rtol) + 1)
 
 
 class ICAMethod(_IterativeMethod):
-    """FastICA: maximally non-Gaussian directions (at most d of them); decoder = mixing matrix."""
+    """FastICA: maximally non-Gaussian directions, at most the data's numerical rank of them
+    (``numerical_rank``: whitening directions without variance only amplifies round-off, and FastICA
+    then does not converge); decoder = mixing matrix. ``training_`` has no loss (FastICA's rule is on
+    the change of the unmixing matrix)."""
 
     def fit(self, X: np.ndarray) -> ICAMethod:
         """X : [n_samples, d]."""
         X = np.asarray(X, dtype=np.float64)
+        n_components = min(self.n_latents, len(X), numerical_rank(X))
         self.model_ = FastICA(
-            min(self.n_latents, *X.shape), whiten="unit-variance", max_iter=self.max_iter, random_state=self.seed
+            n_components, whiten="unit-variance", max_iter=self.max_iter, tol=self.tol, random_state=self.seed
         ).fit(X)
         self.decoder_ = _padded(self.model_.mixing_.T, self.n_latents, self.seed)
         self.decoder_bias_ = self.model_.mean_
+        self._report(None)
         return self
 
     def encode(self, X: np.ndarray) -> np.ndarray:

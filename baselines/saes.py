@@ -110,13 +110,16 @@ class MatryoshkaSAE(BatchTopKSAE):
         prefix_fractions: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0),
         lr: float = 3e-3,
         batch_size: int = 256,
-        max_steps: int = 1000,
+        max_steps: int = 20000,
         tol: float = 2e-3,
         aux_coeff: float = 1 / 32,
         dead_after: int = 4096,
+        resample: bool = True,
         progress: bool | None = None,
     ) -> None:
-        super().__init__(n_latents, l0_target, seed, lr, batch_size, max_steps, tol, aux_coeff, dead_after, progress)
+        super().__init__(
+            n_latents, l0_target, seed, lr, batch_size, max_steps, tol, aux_coeff, dead_after, resample, progress
+        )
         self.prefix_fractions = prefix_fractions
 
     def _prefix_ends(self) -> list[int]:

@@ -15,7 +15,11 @@ class SparseCoding(Method):
 
     codes : "omp" (exactly l0_target non-zeros) or "lasso" (penalty ``alpha``).
     alpha : sparsity penalty while learning (and of lasso codes), in the scaled units.
-    max_iter : passes over the data.
+    max_iter : cap on the passes over the data.
+    tol : scikit-learn's stopping rule: stop when the dictionary changes by less than ``tol``
+        between mini-batches, or the running cost has not improved for 10 mini-batches; ``tol <= 0``
+        turns both off (exactly ``max_iter`` passes). ``training_`` says whether the rule held
+        before the cap (converged); scikit-learn does not expose the final cost (final_loss None).
     fit_algorithm : solver for the codes while learning: "cd" (coordinate descent; an order of
         magnitude faster than "lars" on these sizes, at the same scores) or "lars".
     """
@@ -29,12 +33,14 @@ class SparseCoding(Method):
         alpha: float = 0.1,
         max_iter: int = 20,
         fit_algorithm: Literal["cd", "lars"] = "cd",
+        tol: float = 1e-3,
     ) -> None:
         super().__init__(n_latents=n_latents, l0_target=l0_target, seed=seed)
         self.codes = codes
         self.alpha = alpha
         self.max_iter = max_iter
         self.fit_algorithm = fit_algorithm
+        self.tol = tol
 
     def fit(self, X: np.ndarray) -> SparseCoding:
         """X : [n_samples, d]."""
@@ -52,9 +58,15 @@ class SparseCoding(Method):
             transform_n_nonzero_coefs=max(1, int(self.l0_target or 1)),
             transform_alpha=self.alpha,
             random_state=self.seed,
+            tol=max(self.tol, 0.0),
+            max_no_improvement=10 if self.tol > 0 else None,
         ).fit(centred / self.scale_)
         self.decoder_ = self.model_.components_
         self.decoder_bias_ = self.mean_
+        epochs = float(self.model_.n_iter_)
+        self.training_ = {
+            "steps": int(self.model_.n_steps_), "converged": epochs < self.max_iter, "final_loss": None, "epochs": epochs
+        }
         return self
 
     def encode(self, X: np.ndarray) -> np.ndarray:

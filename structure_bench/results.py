@@ -65,6 +65,17 @@ RESULT_SCHEMA: dict[str, Any] = {
         "error": {"type": ["string", "null"]},
         "metrics": {"type": "object", "additionalProperties": _number_or_null},
         "main_score": {"type": "string"},
+        "training": {
+            "type": ["object", "null"],
+            "description": "how an iteratively trained method's fit ended (Method.training_); null for direct solvers",
+            "required": ["steps", "converged", "final_loss"],
+            "properties": {
+                "steps": {"type": "integer", "minimum": 0, "description": "steps (or iterations, or epochs) taken"},
+                "converged": {"type": "boolean", "description": "false when the method's cap stopped it before its stopping rule held"},
+                "final_loss": {**_number_or_null, "description": "training loss at the end (a share of variance for the built-in methods)"},
+            },
+            "additionalProperties": _number_or_null,
+        },
         "provenance": {
             "type": "object",
             "required": ["package_version", "git_commit", "wall_time_s", "peak_memory_mb", "hardware", "finished_at"],
@@ -137,6 +148,7 @@ class Record:
     metrics: dict[str, float | None]
     main_score: str
     provenance: dict[str, Any]
+    training: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The record as stored: JSON-safe (NaN/inf as null), with its schema version."""
@@ -150,7 +162,7 @@ class Record:
         ``source`` and the first violation); ``source=None`` skips validation (already done)."""
         if source is not None:
             validate_record(document, source)
-        return cls(**{f.name: document[f.name] for f in dataclasses.fields(cls)})
+        return cls(**{f.name: document[f.name] for f in dataclasses.fields(cls) if f.name in document})
 
     def row(self) -> dict[str, Any]:
         """Its row of the tidy table (``records_to_frame``): the ID_COLUMNS, then every metric."""
@@ -170,6 +182,8 @@ class Record:
             "task_identity": self.task_identity,
             "task_fingerprint": self.task_fingerprint,
             "decoder_file": self.provenance.get("decoder_file"),
+            "train_steps": (self.training or {}).get("steps"),
+            "converged": (self.training or {}).get("converged"),
             **self.metrics,
         }
 
@@ -252,7 +266,7 @@ def load_records(directory: Path, strict: bool = True) -> list[dict[str, Any]]:
 ID_COLUMNS = [
     "task", "site", "method", "n_latents", "l0_target", "seed", "status", "error",
     "main_score_name", "main_score", "wall_time_s", "peak_memory_mb", "task_identity", "task_fingerprint",
-    "decoder_file",
+    "decoder_file", "train_steps", "converged",
 ]
 
 

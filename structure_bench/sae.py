@@ -27,8 +27,17 @@ from tqdm.auto import tqdm
 from structure_bench.errors import MethodError
 from structure_bench.methods.protocol import Method
 
-# The stopping rule looks at the mean loss over windows of this many steps.
+# The stopping rule looks at the mean reconstruction error over windows of this many steps.
 _WINDOW = 100
+# ... and holds when the last this many windows did not improve on the best before them; dead
+# latents are resampled once every this many windows, so a resampling has that long to pay off.
+_PATIENCE = 3
+# The rule may hold only after this many windows.
+_MIN_WINDOWS = 4
+# The anneal (learning rate falling linearly to 0) is this share of a run's steps, at its end.
+_ANNEAL_SHARE = 0.2
+# Dead latents are resampled towards the worst reconstructed of this many random training samples.
+_RESAMPLE_POOL = 4096
 # Fits estimated to take longer than this many multiply-adds show a progress bar (on a terminal).
 _PROGRESS_WORK = 2e11
 # Use sparse (gathered) training when at most this share of the codes is non-zero.
@@ -167,23 +176,35 @@ def _largest_positive(pre: torch.Tensor, allowed: torch.Tensor, k: int) -> tuple
 class SparseAutoencoder(Method):
     """Base of the SAE variants: a ReLU SAE trained by the shared loop (override the hooks).
 
+    Training runs in two phases. While it learns, the learning rate is constant and, after every
+    window of steps, latents that have not fired for ``dead_after`` samples are resampled towards
+    badly reconstructed samples. It stops learning when the stopping rule holds: the mean
+    reconstruction error over a window (a share of variance) improved by less than ``tol`` (relative)
+    on two windows in a row, at least ``_MIN_WINDOWS`` windows in and once ``settled``. Then it
+    anneals: the learning rate falls linearly to 0 over a further quarter of the steps taken (so the
+    anneal is the last fifth of the run) and training stops. When the rule has not held by the time
+    only a fifth of ``max_steps`` is left, the anneal starts anyway and the fit reports
+    ``converged_ = False``. With ``tol < 0`` the rule never holds: a run of exactly ``max_steps``.
+
     Parameters (beyond n_latents, l0_target, seed)
     ----------
-    lr : Adam learning rate.
+    lr : Adam learning rate while learning.
     batch_size : samples per step.
-    max_steps : step budget.
-    tol : stop when the mean reconstruction error over a window of steps improves by less than
-        this fraction twice in a row (never before a quarter of the budget). The error, not the
-        loss: reviving dead latents raises the auxiliary loss while the fit improves.
+    max_steps : cap on the steps of one fit (anneal included).
+    tol : relative improvement of the window error below which the rule counts a window as stalled.
+        The error, not the loss: reviving dead latents raises the auxiliary loss while the fit improves.
     aux_coeff : weight of the auxiliary loss that revives dead latents (0 turns it off).
     dead_after : a latent is dead when it has not fired on this many training samples.
+    resample : resample dead latents after each window while learning (False turns it off).
     progress : show a progress bar; None shows one on long fits when stderr is a terminal.
 
     Fitted attributes
     -----------------
     decoder_ : [n_latents, d]. decoder_bias_ : [d]. scale_ : the data's scale.
-    n_steps_ : steps taken. error_history_ : mean reconstruction error (share of variance) per window.
-    dead_fraction_ : share of latents dead at the end of training.
+    n_steps_ : steps taken. converged_ : whether the stopping rule held before the cap.
+    error_history_ : mean reconstruction error (share of variance) per window.
+    dead_fraction_ : share of latents dead at the end of training. n_resampled_ : latents resampled.
+    training_ : ``{"steps", "converged", "final_loss", "dead_fraction"}`` for the record.
     """
 
     # Keep decoder rows at unit norm (projecting out the radial gradient) during training.
@@ -197,10 +218,11 @@ class SparseAutoencoder(Method):
         seed: int = 0,
         lr: float = 3e-3,
         batch_size: int = 256,
-        max_steps: int = 1000,
+        max_steps: int = 20000,
         tol: float = 2e-3,
         aux_coeff: float = 1 / 32,
         dead_after: int = 4096,
+        resample: bool = True,
         progress: bool | None = None,
     ) -> None:
         super().__init__(n_latents=n_latents, l0_target=l0_target, seed=seed)
@@ -210,6 +232,7 @@ class SparseAutoencoder(Method):
         self.tol = tol
         self.aux_coeff = aux_coeff
         self.dead_after = dead_after
+        self.resample = resample
         self.progress = progress
 
     # -- hooks ----------------------------------------------------------------------------
@@ -286,6 +309,8 @@ class SparseAutoencoder(Method):
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2 or len(X) == 0:
             raise MethodError(f"{type(self).__name__}.fit needs a non-empty [n_samples, d] array, got {X.shape}")
+        if self.max_steps < 1:
+            raise MethodError(f"{type(self).__name__}: max_steps must be >= 1, got {self.max_steps}")
         generator = torch.Generator().manual_seed(int(self.seed))
         data = torch.from_numpy(X)
         spread = float((data - data.mean(dim=0)).pow(2).sum(dim=1).mean().sqrt())
@@ -296,13 +321,20 @@ class SparseAutoencoder(Method):
         parameters = [self.W_enc, self.b_enc, self.W_dec, self.b_dec]
         optimiser = torch.optim.Adam(parameters, lr=self.lr, fused=True)
         self.error_history_: list[float] = []
+        self.n_resampled_ = 0
+        self.converged_ = False
         window: list[float] = []
-        stalled = 0
+        anneal_start, end = None, self.max_steps
         batch_size = min(self.batch_size, len(data))
         order = torch.randperm(len(data), generator=generator)
         position = 0
         with self._progress_bar(data.shape[1]) as bar, _one_thread():
             for step in range(1, self.max_steps + 1):
+                if anneal_start is None and step > (1 - _ANNEAL_SHARE) * self.max_steps:
+                    anneal_start = step - 1  # the cap: anneal over the steps left, not converged
+                if anneal_start is not None:
+                    for group in optimiser.param_groups:
+                        group["lr"] = self.lr * (end - step + 1) / (end - anneal_start)
                 if position + batch_size > len(data):
                     order, position = torch.randperm(len(data), generator=generator), 0
                 batch = self._forward(data.index_select(0, order[position : position + batch_size]))
@@ -317,16 +349,27 @@ class SparseAutoencoder(Method):
                 with torch.no_grad():
                     window.append(self.reconstruction_error(batch.x, batch.x_hat).item())
                 bar.update()
+                if step >= end:
+                    break
                 if len(window) == _WINDOW:
-                    stalled = stalled + 1 if self._stalled(float(np.mean(window))) else 0
+                    self.error_history_.append(float(np.mean(window)))
                     window = []
                     bar.set_postfix(error=f"{self.error_history_[-1]:.4g}", refresh=False)
-                    if stalled >= 2 and step >= self.max_steps // 4 and self.settled():
-                        break
+                    if anneal_start is not None:
+                        continue
+                    if self._stalled() and self.settled():
+                        anneal_start, self.converged_ = step, True
+                        end = min(self.max_steps, step + math.ceil(step * _ANNEAL_SHARE / (1 - _ANNEAL_SHARE)))
+                    elif self.resample and len(self.error_history_) % _PATIENCE == 0:
+                        self._resample_dead(data, optimiser, generator)
         self.n_steps_ = step
         self.dead_fraction_ = float((self._samples_since_fired > self.dead_after).float().mean())
         self.decoder_ = self.W_dec.detach().numpy().copy()
         self.decoder_bias_ = (self.b_dec.detach() * self.scale_).numpy()
+        final = self.error_history_[-1] if self.error_history_ else float(np.mean(window))
+        self.training_ = {
+            "steps": step, "converged": self.converged_, "final_loss": final, "dead_fraction": self.dead_fraction_
+        }
         return self
 
     def encode(self, X: np.ndarray) -> np.ndarray:
@@ -385,15 +428,48 @@ class SparseAutoencoder(Method):
                 for W in self.W_dec.split(self._decoder_chunks()):
                     W /= W.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
+    def _resample_dead(self, data: torch.Tensor, optimiser: torch.optim.Optimizer, generator: torch.Generator) -> None:
+        """Point each dead latent at the residual of a training sample drawn with probability
+        proportional to its squared error (Anthropic's resampling, Bricken et al. 2023), with an
+        encoder row of the live rows' mean norm, a zero bias and fresh Adam moments."""
+        dead = (self._samples_since_fired > self.dead_after).nonzero().flatten()
+        if len(dead) == 0:
+            return
+        with torch.no_grad():
+            pool = data.index_select(0, torch.randint(len(data), (min(len(data), _RESAMPLE_POOL),), generator=generator))
+            codes = self.activation(self._preactivations(pool), training=True)
+            residual = pool - (codes @ self.W_dec + self.b_dec)
+            error = residual.pow(2).sum(dim=1)
+            if float(error.sum()) <= 0:
+                return
+            chosen = torch.multinomial(error, len(dead), replacement=True, generator=generator)
+            directions = residual[chosen] / residual[chosen].norm(dim=1, keepdim=True).clamp_min(1e-12)
+            alive = torch.ones(self.n_latents, dtype=torch.bool)
+            alive[dead] = False
+            norm = self.W_enc[alive].norm(dim=1).mean() if alive.any() else torch.tensor(1.0)
+            self.W_dec[dead] = directions * (self.W_dec[alive].norm(dim=1).mean() if alive.any() else 1.0)
+            self.W_enc[dead] = directions * norm
+            self.b_enc[dead] = 0.0
+            for parameter in (self.W_enc, self.b_enc, self.W_dec):
+                for moment in ("exp_avg", "exp_avg_sq"):
+                    if moment in optimiser.state.get(parameter, {}):
+                        optimiser.state[parameter][moment][dead] = 0.0
+        self._samples_since_fired[dead] = 0
+        self.n_resampled_ += len(dead)
+
     def _track_firing(self, batch: Batch) -> None:
         fired = torch.bincount(batch.codes.cols, minlength=self.n_latents) > 0
         self._samples_since_fired += len(batch.x)
         self._samples_since_fired[fired] = 0
 
-    def _stalled(self, mean_error: float) -> bool:
-        previous = self.error_history_[-1] if self.error_history_ else None
-        self.error_history_.append(mean_error)
-        return previous is not None and previous - mean_error < self.tol * abs(previous)
+    def _stalled(self) -> bool:
+        """The stopping rule: the best window error of the last _PATIENCE windows is less than tol
+        (relative) below the best before them, at least _MIN_WINDOWS windows in."""
+        history = self.error_history_
+        if len(history) < max(_MIN_WINDOWS, _PATIENCE + 1):
+            return False
+        before, recent = min(history[:-_PATIENCE]), min(history[-_PATIENCE:])
+        return before - recent < self.tol * abs(before)
 
     def _progress_bar(self, d: int) -> tqdm:
         show = self.progress

@@ -15,7 +15,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from structure_bench.errors import StructureBenchError
-from structure_bench.methods import checked_outputs, get_method, method_import_spec
+from structure_bench.methods import checked_outputs, get_method, method_import_spec, training_report
 from structure_bench.metrics import evaluate as score_structures
 from structure_bench.metrics import task_effect
 from structure_bench.planning import WorkUnit, plan
@@ -39,12 +39,14 @@ class Fitted:
 
     metrics : column -> value (``metrics.evaluate`` plus, for tasks with a model, the task effect).
     decoder : [n_latents, d] as the method returned it. fit_seconds : wall time of ``fit``.
+    training : the method's checked ``training_`` (steps, converged, final_loss, ...) or None.
     """
 
     method: Any
     metrics: dict[str, float]
     decoder: np.ndarray
     fit_seconds: float
+    training: dict[str, Any] | None = None
 
 
 def fit_and_score(task: Task, site: str, spec: str, cell: Cell, seed: int = 0, params: dict[str, Any] | None = None) -> Fitted:
@@ -73,13 +75,11 @@ def fit_and_score(task: Task, site: str, spec: str, cell: Cell, seed: int = 0, p
         clean, ablated = _clean_and_ablated_logits(task, site)
         spliced = task.forward(X_hat.astype(np.float32), site, "test")
         metrics.update(task_effect(clean, spliced, ablated, task.targets("test")))
-    return Fitted(method, metrics, decoder, fit_seconds)
+    return Fitted(method, metrics, decoder, fit_seconds, training_report(method, spec))
 
 
-def _fit_and_score(
-    unit: WorkUnit, save_codes: bool = False
-) -> tuple[dict[str, float], dict[str, Any], str, float, dict[str, np.ndarray]]:
-    """``fit_and_score`` for a unit. Returns (metrics, params, method spec, fit seconds, arrays).
+def _fit_and_score(unit: WorkUnit, save_codes: bool = False) -> tuple[Fitted, dict[str, Any], str, dict[str, np.ndarray]]:
+    """``fit_and_score`` for a unit. Returns (fitted, params, method spec, arrays).
 
     arrays : relative path under the results directory -> array to save there: the decoder
     [n_latents, d] as float32 and, with save_codes, the codes of every sample of the site
@@ -93,7 +93,7 @@ def _fit_and_score(
         arrays[f"{CODES_DIR}/{unit.decoder_name}"] = np.asarray(codes, dtype=np.float16)
     method = fitted.method
     params = method.get_params() if hasattr(method, "get_params") else dict(unit.params)
-    return fitted.metrics, params, method_import_spec(get_method(unit.method)), fitted.fit_seconds, arrays
+    return fitted, params, method_import_spec(get_method(unit.method)), arrays
 
 
 def one_line(exc: BaseException) -> str:
@@ -144,16 +144,19 @@ def compute_unit(unit: WorkUnit, save_codes: bool = False, threads: int = 1) -> 
     metrics: dict[str, float] = {}
     params: dict[str, Any] = dict(unit.params)
     arrays: dict[str, np.ndarray] = {}
-    spec, fit_seconds, failure = unit.method, None, None
+    spec, fitted, failure = unit.method, None, None
     with PeakMemory() as memory, unit_threads(threads), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # convergence chatter from sklearn et al. is not a result
+        # Convergence chatter from sklearn et al. is not a result: the record's training says it.
+        warnings.simplefilter("ignore")
         try:
-            metrics, params, spec, fit_seconds, arrays = _fit_and_score(unit, save_codes)
+            fitted, params, spec, arrays = _fit_and_score(unit, save_codes)
+            metrics = fitted.metrics
         except (Exception, SystemExit) as exc:  # a broken method must not stop the run
             failure = one_line(exc)
     record = _unit_record(
-        unit, task, failure, metrics=metrics, params=params, spec=spec, started=started, fit_seconds=fit_seconds,
-        memory=memory, threads=threads,
+        unit, task, failure, metrics=metrics, params=params, spec=spec, started=started,
+        fit_seconds=fitted.fit_seconds if fitted else None, memory=memory, threads=threads,
+        training=fitted.training if fitted else None,
     )
     return UnitResult(unit, record, arrays)
 
@@ -183,10 +186,12 @@ def _unit_record(
     fit_seconds: float | None,
     memory: PeakMemory,
     threads: int,
+    training: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A unit's record: ok, or failed with ``failure`` (one line) as the reason.
 
     memory : the sampler that watched the unit; an unentered one (no peak) when none did.
+    training : the method's checked training report (``methods.training_report``), if any.
     """
     error = f"method {unit.method} on {unit.describe()}: {failure}" if failure else None
     return Record(
@@ -203,6 +208,7 @@ def _unit_record(
         error=error,
         metrics={k: float(v) for k, v in metrics.items()},
         main_score=task.metadata.main_score,
+        training=None if error else training,
         provenance={
             "package_version": package_version(),
             "git_commit": git_commit(),

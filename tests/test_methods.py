@@ -296,7 +296,7 @@ def test_entry_point_registration(tmp_path, monkeypatch) -> None:
 def test_list_methods_shows_baselines_with_parameters() -> None:
     table = sb.list_methods().set_index("name")
     assert set(BASELINES) <= set(table.index)
-    assert "max_steps=1000" in table.loc["topk-sae", "parameters"]
+    assert "max_steps=20000" in table.loc["topk-sae", "parameters"]
     assert "prefix_fractions" in table.loc["matryoshka-sae", "parameters"]
 
 

@@ -1,6 +1,6 @@
 """Dictionary learners: the protocol, the registry, and the boundary checks."""
 
-from structure_bench.methods.protocol import CALIBRATION_ROLES, Method, check_method, checked_outputs
+from structure_bench.methods.protocol import CALIBRATION_ROLES, Method, check_method, checked_outputs, training_report
 from structure_bench.methods.registry import (
     builtin_methods,
     calibration_methods,
@@ -23,6 +23,7 @@ __all__ = [
     "check_method",
     "check_params",
     "checked_outputs",
+    "training_report",
     "get_method",
     "list_methods",
     "method_import_spec",

@@ -33,6 +33,10 @@ class Method(BaseEstimator):
     -----------------
     decoder_ : [n_latents, d] dictionary rows.
     decoder_bias_ : [d] added by ``decode`` (zero when the method has none).
+    training_ : optional, for iteratively trained methods: ``{"steps": int, "converged": bool,
+        "final_loss": float | None, ...}`` (more numeric keys allowed, e.g. "dead_fraction"):
+        steps taken, whether the method's stopping rule held before its cap, and the training
+        loss at the end. The record keeps it (``training``); see ``training_report``.
     """
 
     # Calibration methods (oracle) are handed the truth: fit(X, truth=structure).
@@ -100,6 +104,33 @@ def checked_outputs(
         )
     X_hat = _finite_matrix(method_name, "decode(encode(X))", method.decode(Z), (n, d))
     return Z, X_hat, decoder, bias
+
+
+def training_report(method: Any, method_name: str) -> dict[str, Any] | None:
+    """The method's ``training_`` checked at the boundary, or None when it has none.
+
+    Raises MethodError when it is not a mapping with an integer ``steps`` >= 0, a boolean
+    ``converged`` and a numeric or None ``final_loss`` (extra keys must be numbers or None).
+    """
+    report = getattr(method, "training_", None)
+    if report is None:
+        return None
+    if not isinstance(report, dict):
+        raise MethodError(f"method {method_name}: training_ must be a dict, got {type(report).__name__}")
+    steps, converged = report.get("steps"), report.get("converged")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise MethodError(f"method {method_name}: training_['steps'] must be an integer >= 0, got {steps!r}")
+    if not isinstance(converged, (bool, np.bool_)):
+        raise MethodError(f"method {method_name}: training_['converged'] must be True or False, got {converged!r}")
+    checked: dict[str, Any] = {"steps": int(steps), "converged": bool(converged)}
+    for key, value in report.items():
+        if key in checked:
+            continue
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float, np.number))):
+            raise MethodError(f"method {method_name}: training_[{key!r}] must be a number or None, got {value!r}")
+        checked[str(key)] = None if value is None else float(value)
+    checked.setdefault("final_loss", None)
+    return checked
 
 
 def check_method(method_class: type, n_samples: int = 256, d: int = 16, n_latents: int = 8) -> None:

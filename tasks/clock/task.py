@@ -42,7 +42,7 @@ class ClockV2Task(ClockTask):
             "(a + b) mod 59 by a one-layer transformer with learned attention, retrained with Zhong "
             "et al.'s settings exactly (d_model 128, 512 ReLU neurons, 20000 steps): the clock."
         ),
-        grid=modular_addition_grid(n_fitted=435, n_keys=4),
+        grid=modular_addition_grid(n_fitted=435, n_keys=4, overcomplete=False),
         card=HERE / "README.md",
     )
     checkpoint = HERE / "clock-v2.safetensors"

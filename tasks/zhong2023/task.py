@@ -63,7 +63,7 @@ class ClockZhong2023Task(Zhong2023Checkpoint, ClockV2Task):
             "clock, d_model 128, 512 ReLU neurons."
         ),
         references=REFERENCES + ClockV2Task.metadata.references[1:],
-        grid=modular_addition_grid(n_fitted=486, n_keys=3),
+        grid=modular_addition_grid(n_fitted=486, n_keys=3, overcomplete=False),
         card=HERE / "README.md",
     )
     checkpoint = HERE / "model_b_clock.safetensors"

@@ -1,7 +1,8 @@
 """A readable summary of a pytest-benchmark JSON file: `python tests/benchmarks/summary.py benchmarks.json`.
 
-Prints one line per benchmark (best and mean seconds, and its extra_info) and the top-k SAE
-throughput ratios (ours over the naive loop and over SAELens, measured round by round in one run).
+Prints one line per benchmark (best and mean seconds, and its extra_info), the top-k SAE
+throughput ratios (ours over the naive loop and over SAELens, measured round by round in one run),
+the convergence benchmark's largest gaps and the SAELens comparison's table.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ def summarise(results: dict) -> str:
     ratios: list[str] = []
     for bench in results["benchmarks"]:
         stats, extra = bench["stats"], bench.get("extra_info", {})
+        if "largest_main_gap" in extra:
+            ratios += _convergence(extra)
+        if "cells" in extra and isinstance(extra["cells"], dict):
+            ratios += _comparison(extra["cells"])
+            extra = {k: v for k, v in extra.items() if k != "cells"}
         notes = "; ".join(f"{k}={v}" for k, v in extra.items())
         lines.append(f"| {bench['name']} | {stats['min']:.3f} | {stats['mean']:.3f} | {notes} |")
         throughput = extra.get("samples_per_s")
@@ -30,6 +36,27 @@ def summarise(results: dict) -> str:
                               f"{throughput['ours']} vs {throughput[other]} samples/s)")
     lines += [""] + ratios if ratios else []
     return "\n".join(lines) + "\n"
+
+
+def _convergence(extra: dict) -> list[str]:
+    main, fvu = extra["largest_main_gap"], extra["largest_fvu_gap"]
+    return [
+        f"Convergence ({extra['cells']} cells, default rule against a 4x-longer run): largest main-score gap "
+        f"{main['main_gap']:.4f} ({main['cell']}), largest relative FVU gap {fvu['fvu_gap']:+.2%} ({fvu['cell']}); "
+        f"{len(extra['outside_target'])} cells outside 0.01 / 5%, {len(extra['not_converged'])} stopped by the cap.",
+    ]
+
+
+def _comparison(cells: dict) -> list[str]:
+    lines = ["", "| cell | FVU ours / SAELens | dead ours / SAELens | main ours / SAELens | fit s ours / SAELens | speed-up |",
+             "|---|---|---|---|---|---|"]
+    for name, row in cells.items():
+        ours, theirs = row["ours"], row["saelens"]
+        lines.append(
+            f"| {name} | {ours['fvu']:.4f} / {theirs['fvu']:.4f} | {ours['dead_fraction']:.3f} / {theirs['dead_fraction']:.3f} "
+            f"| {ours['main']:.4f} / {theirs['main']:.4f} | {ours['fit_s']:.1f} / {theirs['fit_s']:.1f} | {row['speedup']:.2f}x |"
+        )
+    return lines
 
 
 if __name__ == "__main__":

@@ -1,0 +1,67 @@
+"""Shared by the convergence and SAELens benchmarks: fit many (method, task, cell, params) units in
+worker processes and give back their records, or read the ones a run already wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structure_bench as sb
+
+# Worker processes: each fit uses one thread (SAE training and BLAS), so two keep 2 cores busy.
+JOBS = int(os.environ.get("STRUCTURE_BENCH_JOBS", "2"))
+
+
+@dataclass(frozen=True)
+class Fit:
+    """One fit to run: ``sb.evaluate(method, task, cell, seed, params=params)``."""
+
+    method: str
+    task: str
+    cell: sb.Cell
+    params: dict[str, Any] = field(default_factory=dict, hash=False)
+    seed: int = 0
+
+    @property
+    def key(self) -> tuple[str, str, int, int]:
+        return (self.task, self.method, self.cell.n_latents, self.cell.l0_target)
+
+
+def _evaluate(fit: Fit) -> dict[str, Any]:
+    return sb.evaluate(fit.method, fit.task, fit.cell, seed=fit.seed, params=fit.params or None)
+
+
+def run_fits(fits: list[Fit]) -> list[dict[str, Any]]:
+    """Their records, in order (failed fits give failed records)."""
+    with ProcessPoolExecutor(JOBS) as pool:
+        return list(pool.map(_evaluate, fits))
+
+
+def suite_cells(tasks: list[str] | None = None) -> list[tuple[str, sb.Cell]]:
+    """(task, cell) for every cell of the tasks' grids (default: the default suite)."""
+    return [(task, cell) for task in tasks or sb.default_suite() for cell in sb.make(task).metadata.grid]
+
+
+def records_from(directory: str | None) -> dict[tuple[str, str, int, int], dict[str, Any]]:
+    """Seed-0 default-parameter records of a finished run (``make bench``'s results/default), by
+    (task, method, n_latents, l0_target); empty when ``directory`` is None or missing."""
+    if not directory or not (Path(directory) / "records").is_dir():
+        return {}
+    found = {}
+    for path in (Path(directory) / "records").glob("*__default__*__s0.json"):
+        record = json.loads(path.read_text())
+        if record["status"] == "ok":
+            found[(record["task"], record["method"], record["cell"]["n_latents"], record["cell"]["l0_target"])] = record
+    return found
+
+
+def applies(method: str, task: str) -> bool:
+    """Whether a sweep runs the method on the task (NMF needs non-negative activations)."""
+    if not getattr(sb.get_method(method), "requires_nonnegative", False):
+        return True
+    loaded = sb.make(task)
+    return bool((loaded.activations(loaded.metadata.default_site, "train") >= 0).all())

@@ -1,0 +1,134 @@
+"""How fits end: the SAE stopping rule, its cap and anneal, dead-latent resampling, the other
+iterative baselines' training reports, and the record's ``training`` field."""
+
+import numpy as np
+import pytest
+import torch
+
+import structure_bench as sb
+from structure_bench.errors import MethodError, StructureBenchError
+from structure_bench.methods import training_report
+from structure_bench.results import validate_record
+from structure_bench_baselines.linear import ICAMethod, NMFMethod, PCAMethod, numerical_rank
+from structure_bench_baselines.sparse_coding import SparseCoding
+from structure_bench_baselines.saes import TopKSAE
+
+
+@pytest.fixture(scope="module")
+def planted() -> np.ndarray:
+    """X [2000, 16]: sparse non-negative codes (mean L0 2) on 24 random unit directions."""
+    rng = np.random.default_rng(1)
+    G = rng.normal(size=(24, 16))
+    G /= np.linalg.norm(G, axis=1, keepdims=True)
+    return ((rng.exponential(size=(2000, 24)) * (rng.random((2000, 24)) < 2 / 24)) @ G).astype(np.float32)
+
+
+def test_negative_tol_trains_exactly_max_steps_and_is_not_converged(planted) -> None:
+    sae = TopKSAE(24, 2, seed=0, max_steps=250, tol=-1.0).fit(planted)
+    assert sae.n_steps_ == 250 and not sae.converged_
+    assert sae.training_ == {"steps": 250, "converged": False, "final_loss": sae.error_history_[-1], "dead_fraction": sae.dead_fraction_}
+
+
+def test_the_rule_stops_a_fit_and_anneals_for_a_quarter_of_its_steps(planted) -> None:
+    # A tolerance of 1 (any improvement below 100% counts as stalled) holds as early as it may:
+    # after the fourth window; the anneal then adds a quarter of the 400 steps.
+    sae = TopKSAE(24, 2, seed=0, max_steps=20000, tol=1.0).fit(planted)
+    assert sae.converged_ and sae.n_steps_ == 400 + 100
+
+
+def test_the_anneal_ends_at_a_learning_rate_near_zero(planted, monkeypatch) -> None:
+    rates: list[float] = []
+    step = torch.optim.Adam.step
+
+    def recording_step(self, *args, **kwargs):  # noqa: ANN001, ANN202
+        rates.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    TopKSAE(24, 2, seed=0, max_steps=500, tol=-1.0, lr=1e-3).fit(planted)
+    assert len(rates) == 500
+    assert rates[:400] == [1e-3] * 400  # constant while learning
+    assert np.all(np.diff(rates[400:]) < 0) and rates[-1] == pytest.approx(1e-3 / 100)
+
+
+def test_resampling_points_dead_latents_at_residuals_with_fresh_moments(planted) -> None:
+    sae = TopKSAE(24, 2, seed=0, max_steps=200, tol=-1.0, resample=False).fit(planted)
+    data = torch.from_numpy(planted) / sae.scale_
+    optimiser = torch.optim.Adam([sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec])
+    sae.loss(sae._forward(data[:256])).backward()
+    optimiser.step()
+    sae._constrain_decoder()  # as after every training step
+    dead = torch.tensor([0, 5, 7])
+    sae._samples_since_fired[:] = 0
+    sae._samples_since_fired[dead] = sae.dead_after + 1
+    live_norm = float(sae.W_enc.detach()[sae._samples_since_fired == 0].norm(dim=1).mean())
+    with torch.no_grad():
+        residuals = data - (sae.activation(sae._preactivations(data), training=True) @ sae.W_dec + sae.b_dec)
+    residuals /= residuals.norm(dim=1, keepdim=True)
+    sae.n_resampled_ = 0
+    sae._resample_dead(data, optimiser, torch.Generator().manual_seed(0))
+    assert sae.n_resampled_ == 3 and (sae._samples_since_fired == 0).all()
+    W_dec, W_enc = sae.W_dec.detach(), sae.W_enc.detach()
+    np.testing.assert_allclose(W_dec[dead].norm(dim=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(W_enc[dead].norm(dim=1), live_norm, rtol=1e-5)
+    np.testing.assert_allclose(W_enc[dead] / live_norm, W_dec[dead], atol=1e-6)  # encoder along the decoder row
+    assert (sae.b_enc.detach()[dead] == 0).all()
+    # each new row is the direction of a training sample's residual
+    np.testing.assert_allclose((W_dec[dead] @ residuals.T).max(dim=1).values, 1.0, rtol=1e-5)
+    for parameter in (sae.W_enc, sae.W_dec):
+        assert (optimiser.state[parameter]["exp_avg"][dead] == 0).all()
+        assert (optimiser.state[parameter]["exp_avg_sq"][dead] == 0).all()
+        assert (optimiser.state[parameter]["exp_avg"][1] != 0).any()  # live rows keep theirs
+
+
+def test_numerical_rank_and_ica_keeps_no_more_components() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.laplace(size=(500, 3)) @ rng.normal(size=(3, 10))
+    assert numerical_rank(X) == 3 and numerical_rank(rng.normal(size=(500, 10))) == 10
+    ica = ICAMethod(8, seed=0).fit(X)
+    assert ica.model_.n_components == 3 and ica.training_["converged"]
+    np.testing.assert_allclose(ica.decode(ica.encode(X)), X, atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    ("method", "cap", "cap_param"),
+    [(NMFMethod, 5, "max_iter"), (ICAMethod, 2, "max_iter"), (SparseCoding, 1, "max_iter")],
+)
+def test_iterative_baselines_report_training_and_a_binding_cap(planted, method, cap, cap_param) -> None:
+    X = np.abs(planted)
+    loose = method(12, 2, seed=0, tol=1e-2).fit(X).training_
+    assert loose["converged"] and loose["steps"] >= 1
+    capped = method(12, 2, seed=0, **{cap_param: cap, "tol": 0.0}).fit(X).training_
+    assert not capped["converged"]
+    if method is NMFMethod:
+        assert capped["steps"] == cap and 0 < loose["final_loss"] < capped["final_loss"] < 1
+    assert PCAMethod(12, 2).fit(X).__dict__.get("training_") is None
+
+
+@pytest.mark.parametrize(
+    ("report", "problem"),
+    [
+        ([1, 2], "must be a dict"),
+        ({"steps": -1, "converged": True}, "steps"),
+        ({"steps": 3.5, "converged": True}, "steps"),
+        ({"steps": 3, "converged": "yes"}, "converged"),
+        ({"steps": 3, "converged": True, "final_loss": "low"}, "final_loss"),
+    ],
+)
+def test_training_report_is_checked_at_the_boundary(report, problem) -> None:
+    class Fitted:
+        training_ = report
+
+    with pytest.raises(MethodError, match=problem):
+        training_report(Fitted(), "toy")
+
+
+def test_records_keep_training_and_the_schema_checks_it() -> None:
+    record = sb.evaluate("topk-sae", "superposition-v1", sb.Cell(16, 2), params={"max_steps": 300})
+    assert record["training"]["steps"] <= 300 and isinstance(record["training"]["converged"], bool)
+    assert 0 < record["training"]["final_loss"] < 1
+    assert sb.evaluate("pca", "superposition-v1", sb.Cell(16, 2))["training"] is None
+    old = {k: v for k, v in record.items() if k != "training"}  # records from before the field
+    validate_record(old)
+    with pytest.raises(StructureBenchError, match="training"):
+        validate_record({**record, "training": {"steps": 3}})
