@@ -8,6 +8,7 @@ from sklearn.decomposition import NMF, PCA, FastICA
 from structure_bench.errors import MethodError
 
 from structure_bench.methods import Method
+from structure_bench.metrics.reconstruction import principal_dimensions
 
 FILLER_STREAM = 0x46494C4C  # independent of the default_rng(seed) streams tasks draw their truth from
 # ICA keeps the principal directions that carry all but this share of the variance.
@@ -102,11 +103,7 @@ class NMFMethod(_IterativeMethod):
 
 def numerical_rank(X: np.ndarray, rtol: float = RANK_RTOL) -> int:
     """How many principal directions of X [n_samples, d] carry all but a share ``rtol`` of its variance."""
-    variances = np.linalg.svd(X - X.mean(axis=0), compute_uv=False) ** 2
-    if variances.sum() <= 0:
-        return 1
-    left = 1.0 - np.cumsum(variances) / variances.sum()
-    return int(np.count_nonzero(left > rtol) + 1)
+    return principal_dimensions(X, 1.0 - rtol)
 
 
 class ICAMethod(_IterativeMethod):

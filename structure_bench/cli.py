@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
+import numpy as np
 import pandas as pd
 
 from structure_bench.errors import StructureBenchError
@@ -130,9 +131,16 @@ def cmd_show(args: argparse.Namespace) -> None:
     print(f"fingerprint: {task.fingerprint} (exact bytes of the arrays: this machine's cache only)")
     print(f"main score:  {task.metadata.main_score} (default site {task.metadata.default_site!r})")
     print(f"grid:        {', '.join(cell.name for cell in task.metadata.grid)}")
+    from structure_bench.metrics.reconstruction import principal_dimensions
+
     for site in task.sites:
-        n_train, d = task.activations(site, "train").shape
+        X = task.activations(site, "train")
+        n_train, d = X.shape
         print(f"site {site}: d={d}, train={n_train}, test={len(task.activations(site, 'test'))}")
+        print(
+            f"  capacity: {len(np.unique(X, axis=0))} distinct train inputs; {principal_dimensions(X, 0.99)} / "
+            f"{principal_dimensions(X, 0.999)} principal directions carry 99% / 99.9% of the variance"
+        )
         for name, structure in task.structures(site).items():
             print(f"  {name}: {structure.kind}, size {structure.size}")
     figures = task.validate()

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from structure_bench.errors import MethodError
 from structure_bench.methods.protocol import Method
 
-# The stopping rule looks at the mean reconstruction error over windows of this many steps.
+# The stopping rule reads the held-out reconstruction error after every window of this many steps.
 _WINDOW = 100
 # ... and holds when the last this many windows did not improve on the best before them; dead
 # latents are resampled once every this many windows, so a resampling has that long to pay off.
@@ -176,33 +176,38 @@ def _largest_positive(pre: torch.Tensor, allowed: torch.Tensor, k: int) -> tuple
 class SparseAutoencoder(Method):
     """Base of the SAE variants: a ReLU SAE trained by the shared loop (override the hooks).
 
-    Training runs in two phases. While it learns, the learning rate is constant and, after every
-    window of steps, latents that have not fired for ``dead_after`` samples are resampled towards
-    badly reconstructed samples. It stops learning when the stopping rule holds: the mean
-    reconstruction error over a window (a share of variance) improved by less than ``tol`` (relative)
-    on two windows in a row, at least ``_MIN_WINDOWS`` windows in and once ``settled``. Then it
-    anneals: the learning rate falls linearly to 0 over a further quarter of the steps taken (so the
-    anneal is the last fifth of the run) and training stops. When the rule has not held by the time
-    only a fifth of ``max_steps`` is left, the anneal starts anyway and the fit reports
-    ``converged_ = False``. With ``tol < 0`` the rule never holds: a run of exactly ``max_steps``.
+    A share ``validation_fraction`` of the training samples (drawn by the seed) is held out and
+    never trained on; after every window of ``_WINDOW`` steps the loop measures their reconstruction
+    error (a share of variance, with the inference encoder). Training runs in two phases. While it
+    learns, the learning rate is constant and, every ``_PATIENCE`` windows, latents that have not
+    fired for ``dead_after`` samples are resampled towards badly reconstructed samples. It stops
+    learning when the stopping rule holds: the best held-out error of the last ``_PATIENCE`` windows
+    is less than ``tol`` (relative) below the best before them, at least ``_MIN_WINDOWS`` windows in
+    and once ``settled``. Then it anneals: the learning rate falls linearly to 0 over a further
+    quarter of the steps taken (the anneal is the last fifth of the run) and training stops. When
+    the rule has not held by the time only a fifth of ``max_steps`` is left, the anneal starts
+    anyway and the fit reports ``converged_ = False``. With ``tol < 0`` the rule never holds: a run
+    of exactly ``max_steps``. Without held-out samples (``validation_fraction=0``) the rule reads the
+    training batches' mean error over each window instead.
 
     Parameters (beyond n_latents, l0_target, seed)
     ----------
     lr : Adam learning rate while learning.
     batch_size : samples per step.
     max_steps : cap on the steps of one fit (anneal included).
-    tol : relative improvement of the window error below which the rule counts a window as stalled.
-        The error, not the loss: reviving dead latents raises the auxiliary loss while the fit improves.
+    tol : relative improvement of the best held-out error below which the rule holds. The error,
+        not the loss: reviving dead latents raises the auxiliary loss while the fit improves.
+    validation_fraction : share of the training samples held out for the stopping rule.
     aux_coeff : weight of the auxiliary loss that revives dead latents (0 turns it off).
     dead_after : a latent is dead when it has not fired on this many training samples.
-    resample : resample dead latents after each window while learning (False turns it off).
+    resample : resample dead latents while learning (False turns it off).
     progress : show a progress bar; None shows one on long fits when stderr is a terminal.
 
     Fitted attributes
     -----------------
     decoder_ : [n_latents, d]. decoder_bias_ : [d]. scale_ : the data's scale.
     n_steps_ : steps taken. converged_ : whether the stopping rule held before the cap.
-    error_history_ : mean reconstruction error (share of variance) per window.
+    error_history_ : held-out reconstruction error (share of variance) after each window.
     dead_fraction_ : share of latents dead at the end of training. n_resampled_ : latents resampled.
     training_ : ``{"steps", "converged", "final_loss", "dead_fraction"}`` for the record.
     """
@@ -223,6 +228,7 @@ class SparseAutoencoder(Method):
         aux_coeff: float = 1 / 32,
         dead_after: int = 4096,
         resample: bool = True,
+        validation_fraction: float = 0.1,
         progress: bool | None = None,
     ) -> None:
         super().__init__(n_latents=n_latents, l0_target=l0_target, seed=seed)
@@ -233,6 +239,7 @@ class SparseAutoencoder(Method):
         self.aux_coeff = aux_coeff
         self.dead_after = dead_after
         self.resample = resample
+        self.validation_fraction = validation_fraction
         self.progress = progress
 
     # -- hooks ----------------------------------------------------------------------------
@@ -311,11 +318,15 @@ class SparseAutoencoder(Method):
             raise MethodError(f"{type(self).__name__}.fit needs a non-empty [n_samples, d] array, got {X.shape}")
         if self.max_steps < 1:
             raise MethodError(f"{type(self).__name__}: max_steps must be >= 1, got {self.max_steps}")
+        if not 0 <= self.validation_fraction < 1:
+            raise MethodError(f"{type(self).__name__}: validation_fraction must be in [0, 1), got {self.validation_fraction}")
         generator = torch.Generator().manual_seed(int(self.seed))
         data = torch.from_numpy(X)
         spread = float((data - data.mean(dim=0)).pow(2).sum(dim=1).mean().sqrt())
         self.scale_ = spread if spread > 0 else 1.0
-        data = data / self.scale_
+        shuffled = (data / self.scale_)[torch.randperm(len(data), generator=generator)]
+        n_held = min(round(self.validation_fraction * len(data)), len(data) - 1)
+        held, data = shuffled[:n_held], shuffled[n_held:]
         self._initialise(data, generator)
         self.start_fit(data)
         parameters = [self.W_enc, self.b_enc, self.W_dec, self.b_dec]
@@ -323,8 +334,8 @@ class SparseAutoencoder(Method):
         self.error_history_: list[float] = []
         self.n_resampled_ = 0
         self.converged_ = False
-        window: list[float] = []
-        anneal_start, end = None, self.max_steps
+        window: list[float] = []  # the training batches' errors, read only when nothing is held out
+        in_window, anneal_start, end = 0, None, self.max_steps
         batch_size = min(self.batch_size, len(data))
         order = torch.randperm(len(data), generator=generator)
         position = 0
@@ -346,14 +357,16 @@ class SparseAutoencoder(Method):
                 optimiser.step()
                 self._constrain_decoder()
                 self._track_firing(batch)
-                with torch.no_grad():
-                    window.append(self.reconstruction_error(batch.x, batch.x_hat).item())
+                if not len(held):
+                    with torch.no_grad():
+                        window.append(self.reconstruction_error(batch.x, batch.x_hat).item())
+                in_window += 1
                 bar.update()
                 if step >= end:
                     break
-                if len(window) == _WINDOW:
-                    self.error_history_.append(float(np.mean(window)))
-                    window = []
+                if in_window == _WINDOW:
+                    self.error_history_.append(self._window_error(held, window))
+                    window, in_window = [], 0
                     bar.set_postfix(error=f"{self.error_history_[-1]:.4g}", refresh=False)
                     if anneal_start is not None:
                         continue
@@ -366,7 +379,7 @@ class SparseAutoencoder(Method):
         self.dead_fraction_ = float((self._samples_since_fired > self.dead_after).float().mean())
         self.decoder_ = self.W_dec.detach().numpy().copy()
         self.decoder_bias_ = (self.b_dec.detach() * self.scale_).numpy()
-        final = self.error_history_[-1] if self.error_history_ else float(np.mean(window))
+        final = self._window_error(held, window) if len(held) or window else self.error_history_[-1]
         self.training_ = {
             "steps": step, "converged": self.converged_, "final_loss": final, "dead_fraction": self.dead_fraction_
         }
@@ -462,11 +475,21 @@ class SparseAutoencoder(Method):
         self._samples_since_fired += len(batch.x)
         self._samples_since_fired[fired] = 0
 
+    def _window_error(self, held: torch.Tensor, window: list[float]) -> float:
+        """The rule's error after a window: on the held-out samples [n_held, d] with the inference
+        encoder, or (none held out) the mean of the window's training-batch errors."""
+        with torch.no_grad():
+            if len(held):
+                codes = self.activation(self._preactivations(held), training=False)
+                spread = (held - held.mean(dim=0)).pow(2).sum(dim=1).mean().clamp_min(1e-12)
+                return float(self.reconstruction_error(held, codes @ self.W_dec + self.b_dec) / spread)
+            return float(np.mean(window))
+
     def _stalled(self) -> bool:
         """The stopping rule: the best window error of the last _PATIENCE windows is less than tol
         (relative) below the best before them, at least _MIN_WINDOWS windows in."""
         history = self.error_history_
-        if len(history) < max(_MIN_WINDOWS, _PATIENCE + 1):
+        if self.tol < 0 or len(history) < max(_MIN_WINDOWS, _PATIENCE + 1):
             return False
         before, recent = min(history[:-_PATIENCE]), min(history[-_PATIENCE:])
         return before - recent < self.tol * abs(before)

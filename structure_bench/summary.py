@@ -34,16 +34,18 @@ def seed_mcc(frame: pd.DataFrame, out: str | Path) -> pd.Series:
 
 
 def summarise(frame: pd.DataFrame, out: str | Path | None = None) -> pd.DataFrame:
-    """One row per config: seeds run and failed, means over seeds of the headline metrics, the
+    """One row per config: seeds run and failed, means over seeds of the headline metrics (dead
+    fraction included), the share of seeds whose training converged (NaN for direct solvers), the
     main score normalised between the random (0) and oracle (1) methods of the same cell, and,
     given the run directory, the seed stability of the decoders."""
     if frame.empty:
         return pd.DataFrame()
     ok = frame[frame.status == "ok"]
     counts = frame.groupby(CONFIG).agg(seeds=("seed", "nunique"), failed=("status", lambda s: int((s == "failed").sum())))
-    headline = [c for c in ("main_score", "fvu", "l0", "spliced_accuracy") if c in ok.columns]
+    headline = [c for c in ("main_score", "fvu", "l0", "dead_fraction", "spliced_accuracy") if c in ok.columns]
     means = ok.groupby(CONFIG)[headline].mean()
-    table = counts.join(means)
+    converged = pd.to_numeric(ok["converged"], errors="coerce").groupby([ok[c] for c in CONFIG]).mean()
+    table = counts.join(means).join(converged.rename("converged"))
     table.insert(0, "main_score_name", frame.groupby(CONFIG)["main_score_name"].first())
     table["main_score_norm"] = normalised(table["main_score"])
     if out is not None:

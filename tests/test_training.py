@@ -26,7 +26,22 @@ def planted() -> np.ndarray:
 def test_negative_tol_trains_exactly_max_steps_and_is_not_converged(planted) -> None:
     sae = TopKSAE(24, 2, seed=0, max_steps=250, tol=-1.0).fit(planted)
     assert sae.n_steps_ == 250 and not sae.converged_
-    assert sae.training_ == {"steps": 250, "converged": False, "final_loss": sae.error_history_[-1], "dead_fraction": sae.dead_fraction_}
+    assert sae.training_ == {
+        "steps": 250, "converged": False, "final_loss": sae.training_["final_loss"], "dead_fraction": sae.dead_fraction_
+    }
+    assert len(sae.error_history_) == 2 and 0 < sae.training_["final_loss"] < sae.error_history_[0] < 1
+
+
+def test_the_rule_reads_held_out_samples_it_never_trains_on(planted, monkeypatch) -> None:
+    seen: list[int] = []
+    forward = TopKSAE._forward
+    monkeypatch.setattr(TopKSAE, "_forward", lambda self, x: seen.append(len(x)) or forward(self, x))
+    sae = TopKSAE(24, 2, seed=0, max_steps=100, tol=-1.0, batch_size=10_000).fit(planted)
+    assert set(seen) == {1800}  # full batches of the 90% not held out
+    assert TopKSAE(24, 2, seed=0, max_steps=100, tol=-1.0, validation_fraction=0.0).fit(planted).n_steps_ == 100
+    with pytest.raises(MethodError, match="validation_fraction"):
+        TopKSAE(24, 2, validation_fraction=1.0).fit(planted)
+    assert sae.training_["final_loss"] > 0
 
 
 def test_the_rule_stops_a_fit_and_anneals_for_a_quarter_of_its_steps(planted) -> None:

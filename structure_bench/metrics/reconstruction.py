@@ -32,6 +32,18 @@ def fvu(X: np.ndarray, X_hat: np.ndarray) -> float:
     return float(np.sum((X - X_hat) ** 2)) / total
 
 
+def principal_dimensions(X: np.ndarray, share: float) -> int:
+    """How many principal directions of X [n_samples, d] carry ``share`` of its variance (about
+    the mean); 1 when X has no variance. A cell much wider than this leaves latents with nothing
+    of their own to reconstruct (dead latents are then the data's, not the trainer's)."""
+    X = np.asarray(X, dtype=np.float64)
+    variances = np.linalg.svd(X - X.mean(axis=0), compute_uv=False) ** 2
+    if variances.sum() <= 0:
+        return 1
+    left = 1.0 - np.cumsum(variances) / variances.sum()
+    return int(np.count_nonzero(left > 1.0 - share) + 1)
+
+
 def shrinkage(X: np.ndarray, X_hat: np.ndarray) -> float:
     """mean ||x_hat|| / mean ||x|| over rows of X, X_hat [n_samples, d]; below 1 means shrunk."""
     mean_norm = float(np.linalg.norm(X, axis=1).mean())

@@ -31,7 +31,7 @@ def summarise(results: dict) -> str:
         for other in ("naive", "saelens"):
             if isinstance(throughput, dict) and f"ours_over_{other}" in extra:
                 ratio = extra[f"ours_over_{other}"]
-                ratios.append(f"Top-k SAE training, batch {bench['param']}: ours / {other} = {ratio['median']:.2f}x "
+                ratios.append(f"Top-k SAE training, {extra['shape']}: ours / {other} = {ratio['median']:.2f}x "
                               f"(median of rounds, range {ratio['min']:.2f}-{ratio['max']:.2f}; best rounds "
                               f"{throughput['ours']} vs {throughput[other]} samples/s)")
     lines += [""] + ratios if ratios else []
