@@ -42,17 +42,30 @@ def run_fits(fits: list[Fit]) -> list[dict[str, Any]]:
 
 
 def suite_cells(tasks: list[str] | None = None) -> list[tuple[str, sb.Cell]]:
-    """(task, cell) for every cell of the tasks' grids (default: the default suite)."""
-    return [(task, cell) for task in tasks or sb.default_suite() for cell in sb.make(task).metadata.grid]
+    """(task, cell) for every cell of the tasks' grids (default: the default suite).
+
+    Two environment variables narrow a long benchmark: STRUCTURE_BENCH_TASKS (comma-separated task
+    ids, intersected with ``tasks``) and STRUCTURE_BENCH_MAX_LATENTS (cells up to that width).
+    """
+    tasks = list(tasks or sb.default_suite())
+    if os.environ.get("STRUCTURE_BENCH_TASKS"):
+        wanted = os.environ["STRUCTURE_BENCH_TASKS"].split(",")
+        tasks = [task for task in tasks if task in wanted]
+    widest = int(os.environ.get("STRUCTURE_BENCH_MAX_LATENTS", "0")) or None
+    return [
+        (task, cell) for task in tasks for cell in sb.make(task).metadata.grid if widest is None or cell.n_latents <= widest
+    ]
 
 
 def records_from(directory: str | None) -> dict[tuple[str, str, int, int], dict[str, Any]]:
-    """Seed-0 default-parameter records of a finished run (``make bench``'s results/default), by
-    (task, method, n_latents, l0_target); empty when ``directory`` is None or missing."""
-    if not directory or not (Path(directory) / "records").is_dir():
+    """Seed-0 default-parameter records of finished runs, by (task, method, n_latents, l0_target):
+    those of ``directory/records`` (``make bench``'s results/default) and of ``directory/*/records``
+    (``make leaderboard``'s results/leaderboard, one run per method); empty when None or missing."""
+    if not directory:
         return {}
     found = {}
-    for path in (Path(directory) / "records").glob("*__default__*__s0.json"):
+    paths = [*Path(directory).glob("records/*__default__*__s0.json"), *Path(directory).glob("*/records/*__default__*__s0.json")]
+    for path in paths:
         record = json.loads(path.read_text())
         if record["status"] == "ok":
             found[(record["task"], record["method"], record["cell"]["n_latents"], record["cell"]["l0_target"])] = record
