@@ -299,7 +299,7 @@ class SparseAutoencoder(Method):
         Each sample uses its k_aux = d / 2 largest positive pre-activations among dead latents.
         Normalised by the residual's variance; 0 when no latent is dead.
         """
-        dead = self._samples_since_fired > self.dead_after
+        dead = self._dead()
         n_dead = int(dead.sum())
         if n_dead == 0 or self.aux_coeff == 0:
             return batch.x.new_zeros(())
@@ -327,6 +327,7 @@ class SparseAutoencoder(Method):
         shuffled = (data / self.scale_)[torch.randperm(len(data), generator=generator)]
         n_held = min(round(self.validation_fraction * len(data)), len(data) - 1)
         held, data = shuffled[:n_held], shuffled[n_held:]
+        held_spread = (held - held.mean(dim=0)).pow(2).sum(dim=1).mean().clamp_min(1e-12) if n_held else None
         self._initialise(data, generator)
         self.start_fit(data)
         parameters = [self.W_enc, self.b_enc, self.W_dec, self.b_dec]
@@ -365,7 +366,7 @@ class SparseAutoencoder(Method):
                 if step >= end:
                     break
                 if in_window == _WINDOW:
-                    self.error_history_.append(self._window_error(held, window))
+                    self.error_history_.append(self._window_error(held, held_spread, window))
                     window, in_window = [], 0
                     bar.set_postfix(error=f"{self.error_history_[-1]:.4g}", refresh=False)
                     if anneal_start is not None:
@@ -376,10 +377,10 @@ class SparseAutoencoder(Method):
                     elif self.resample and len(self.error_history_) % _PATIENCE == 0:
                         self._resample_dead(data, optimiser, generator)
         self.n_steps_ = step
-        self.dead_fraction_ = float((self._samples_since_fired > self.dead_after).float().mean())
+        self.dead_fraction_ = float(self._dead().float().mean())
         self.decoder_ = self.W_dec.detach().numpy().copy()
         self.decoder_bias_ = (self.b_dec.detach() * self.scale_).numpy()
-        final = self._window_error(held, window) if len(held) or window else self.error_history_[-1]
+        final = self._window_error(held, held_spread, window) if len(held) or window else self.error_history_[-1]
         self.training_ = {
             "steps": step, "converged": self.converged_, "final_loss": final, "dead_fraction": self.dead_fraction_
         }
@@ -445,7 +446,8 @@ class SparseAutoencoder(Method):
         """Point each dead latent at the residual of a training sample drawn with probability
         proportional to its squared error (Anthropic's resampling, Bricken et al. 2023), with an
         encoder row of the live rows' mean norm, a zero bias and fresh Adam moments."""
-        dead = (self._samples_since_fired > self.dead_after).nonzero().flatten()
+        alive = ~self._dead()
+        dead = (~alive).nonzero().flatten()
         if len(dead) == 0:
             return
         with torch.no_grad():
@@ -457,8 +459,6 @@ class SparseAutoencoder(Method):
                 return
             chosen = torch.multinomial(error, len(dead), replacement=True, generator=generator)
             directions = residual[chosen] / residual[chosen].norm(dim=1, keepdim=True).clamp_min(1e-12)
-            alive = torch.ones(self.n_latents, dtype=torch.bool)
-            alive[dead] = False
             norm = self.W_enc[alive].norm(dim=1).mean() if alive.any() else torch.tensor(1.0)
             self.W_dec[dead] = directions * (self.W_dec[alive].norm(dim=1).mean() if alive.any() else 1.0)
             self.W_enc[dead] = directions * norm
@@ -470,19 +470,23 @@ class SparseAutoencoder(Method):
         self._samples_since_fired[dead] = 0
         self.n_resampled_ += len(dead)
 
+    def _dead(self) -> torch.Tensor:
+        """[n_latents] bool: the latents that have not fired for ``dead_after`` training samples."""
+        return self._samples_since_fired > self.dead_after
+
     def _track_firing(self, batch: Batch) -> None:
         fired = torch.bincount(batch.codes.cols, minlength=self.n_latents) > 0
         self._samples_since_fired += len(batch.x)
         self._samples_since_fired[fired] = 0
 
-    def _window_error(self, held: torch.Tensor, window: list[float]) -> float:
+    def _window_error(self, held: torch.Tensor, held_spread: torch.Tensor | None, window: list[float]) -> float:
         """The rule's error after a window: on the held-out samples [n_held, d] with the inference
-        encoder, or (none held out) the mean of the window's training-batch errors."""
+        encoder, as a share of their variance ``held_spread``, or (none held out) the mean of the
+        window's training-batch errors."""
         with torch.no_grad():
             if len(held):
                 codes = self.activation(self._preactivations(held), training=False)
-                spread = (held - held.mean(dim=0)).pow(2).sum(dim=1).mean().clamp_min(1e-12)
-                return float(self.reconstruction_error(held, codes @ self.W_dec + self.b_dec) / spread)
+                return float(self.reconstruction_error(held, codes @ self.W_dec + self.b_dec) / held_spread)
             return float(np.mean(window))
 
     def _stalled(self) -> bool:

@@ -3,6 +3,7 @@ worker processes and give back their records, or read the ones a run already wro
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -72,6 +73,7 @@ def records_from(directory: str | None) -> dict[tuple[str, str, int, int], dict[
     return found
 
 
+@functools.lru_cache(maxsize=None)
 def applies(method: str, task: str) -> bool:
     """Whether a sweep runs the method on the task (NMF needs non-negative activations)."""
     if not getattr(sb.get_method(method), "requires_nonnegative", False):
