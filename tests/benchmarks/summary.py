@@ -22,6 +22,7 @@ def summarise(results: dict) -> str:
         stats, extra = bench["stats"], bench.get("extra_info", {})
         if "largest_main_gap" in extra:
             ratios += _convergence(extra)
+            extra = {k: v for k, v in extra.items() if k not in ("rows", "outside_target")}
         if "cells" in extra and isinstance(extra["cells"], dict):
             ratios += _comparison(extra["cells"])
             extra = {k: v for k, v in extra.items() if k != "cells"}
@@ -44,7 +45,23 @@ def _convergence(extra: dict) -> list[str]:
         f"Convergence ({extra['cells']} cells, default rule against a 4x-longer run): largest main-score gap "
         f"{main['main_gap']:.4f} ({main['cell']}), largest relative FVU gap {fvu['fvu_gap']:+.2%} ({fvu['cell']}); "
         f"{len(extra['outside_target'])} cells outside 0.01 / 5%, {len(extra['not_converged'])} stopped by the cap.",
+        "", "| method | cells | largest main gap | FVU gap range (default - long) / long | outside 0.01 / 5% | fit s default / long |",
+        "|---|---|---|---|---|---|",
+    ] + [_convergence_row(method, [r for r in extra.get("rows", []) if r["method"] == method])
+         for method in dict.fromkeys(r["method"] for r in extra.get("rows", []))] + [
+        "", "Cells outside the target: " + (", ".join(
+            f"{r['cell']} (main {r['main_gap']:.3f}, FVU {r['fvu_gap']:+.1%})" for r in extra["outside_target"]) or "none"),
     ]
+
+
+def _convergence_row(method: str, rows: list[dict]) -> str:
+    """One method's line of the convergence table from its cells' rows."""
+    outside = sum(r["outside"] for r in rows)
+    return (
+        f"| {method} | {len(rows)} | {max(r['main_gap'] for r in rows):.4f} | {min(r['fvu_gap'] for r in rows):+.1%} to "
+        f"{max(r['fvu_gap'] for r in rows):+.1%} | {outside} | {sum(r['fit_s'] for r in rows):.0f} / "
+        f"{sum(r['long_fit_s'] for r in rows):.0f} |"
+    )
 
 
 def _comparison(cells: dict) -> list[str]:

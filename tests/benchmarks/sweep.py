@@ -60,17 +60,19 @@ def suite_cells(tasks: list[str] | None = None) -> list[tuple[str, sb.Cell]]:
 
 def records_from(directory: str | None) -> dict[tuple[str, str, int, int], dict[str, Any]]:
     """Seed-0 default-parameter records of finished runs, by (task, method, n_latents, l0_target):
-    those of ``directory/records`` (``make bench``'s results/default) and of ``directory/*/records``
-    (``make leaderboard``'s results/leaderboard, one run per method); empty when None or missing."""
+    those of ``directory/records`` (``make bench``'s results/default), of ``directory/*/records``
+    (``make leaderboard``'s results/leaderboard, one run per method) and of the submissions in
+    ``directory/submissions`` (the committed board, ``leaderboard``); empty when None or missing."""
     if not directory:
         return {}
-    found = {}
-    paths = [*Path(directory).glob("records/*__default__*__s0.json"), *Path(directory).glob("*/records/*__default__*__s0.json")]
-    for path in paths:
-        record = json.loads(path.read_text())
-        if record["status"] == "ok":
-            found[(record["task"], record["method"], record["cell"]["n_latents"], record["cell"]["l0_target"])] = record
-    return found
+    root = Path(directory)
+    paths = [*root.glob("records/*__default__*__s0.json"), *root.glob("*/records/*__default__*__s0.json")]
+    records = [json.loads(path.read_text()) for path in paths]
+    for path in root.glob("submissions/*.json"):
+        records += [r for r in json.loads(path.read_text())["records"] if r["seed"] == 0]
+    return {
+        (r["task"], r["method"], r["cell"]["n_latents"], r["cell"]["l0_target"]): r for r in records if r["status"] == "ok"
+    }
 
 
 @functools.lru_cache(maxsize=None)
