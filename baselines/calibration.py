@@ -20,7 +20,7 @@ from structure_bench.structures import Structure
 RANDOM_STREAM = 0x52414E44
 
 
-class _FixedDictionary(Method):
+class FixedDictionary(Method):
     """A method whose dictionary is set, not learned; subclasses give the overcomplete codes."""
 
     def _use_dictionary(self, dictionary: np.ndarray, X: np.ndarray) -> None:
@@ -46,7 +46,7 @@ class _FixedDictionary(Method):
         return max(1, int(self.l0_target or 1))
 
 
-class Oracle(_FixedDictionary):
+class Oracle(FixedDictionary):
     """Calibration: the task's primary true structure is the dictionary (fit(X, truth=...)).
 
     Construct with n_latents = truth.size. Overcomplete truths get OMP codes at l0_target.
@@ -72,7 +72,7 @@ class Oracle(_FixedDictionary):
         return sparse_encode(residual, self.decoder_, algorithm="omp", n_nonzero_coefs=self._k())
 
 
-class RandomDictionary(_FixedDictionary):
+class RandomDictionary(FixedDictionary):
     """Calibration: random Gaussian unit decoder rows; least-squares or top-k codes."""
 
     calibration_role = "random"

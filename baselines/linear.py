@@ -15,7 +15,7 @@ FILLER_STREAM = 0x46494C4C  # independent of the default_rng(seed) streams tasks
 RANK_RTOL = 1e-6
 
 
-def _padded(rows: np.ndarray, n_latents: int, seed: int) -> np.ndarray:
+def padded_rows(rows: np.ndarray, n_latents: int, seed: int) -> np.ndarray:
     """[n_latents, d]: ``rows`` [r, d] followed by random unit rows (latents that never fire).
 
     PCA and ICA find at most d components; wider cells get finite, silent extra latents.
@@ -39,7 +39,7 @@ class PCAMethod(Method):
         """X : [n_samples, d]."""
         X = np.asarray(X, dtype=np.float64)
         self.model_ = PCA(n_components=min(self.n_latents, *X.shape), random_state=self.seed).fit(X)
-        self.decoder_ = _padded(self.model_.components_, self.n_latents, self.seed)
+        self.decoder_ = padded_rows(self.model_.components_, self.n_latents, self.seed)
         self.decoder_bias_ = self.model_.mean_
         return self
 
@@ -119,7 +119,7 @@ class ICAMethod(_IterativeMethod):
         self.model_ = FastICA(
             n_components, whiten="unit-variance", max_iter=self.max_iter, tol=self.tol, random_state=self.seed
         ).fit(X)
-        self.decoder_ = _padded(self.model_.mixing_.T, self.n_latents, self.seed)
+        self.decoder_ = padded_rows(self.model_.mixing_.T, self.n_latents, self.seed)
         self.decoder_bias_ = self.model_.mean_
         self._report(None)
         return self

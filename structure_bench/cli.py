@@ -206,7 +206,7 @@ def cmd_schema(args: argparse.Namespace) -> None:
 def report_tables(out: Path) -> None:
     """Print the summary of a results directory and the profile view of each task in it."""
     from structure_bench.results import load_results
-    from structure_bench.summary import profile, summarise
+    from structure_bench.summary import latent_view, profile, summarise
 
     frame = load_results(out)
     if frame.empty:
@@ -218,6 +218,12 @@ def report_tables(out: Path) -> None:
         _print_frame(rows.drop(columns=["task", "main_score_name"]))
         print(f"\n--- {task_id} profile: what do the latents align with? (means over seeds)")
         _print_frame(profile(frame, task_id))
+        latents = latent_view(frame, task_id)
+        if not latents.empty:
+            print(f"\n--- {task_id} what each latent is: share of code variance per class (metrics/latents.py); "
+                  "fvu_omp: OMP codes for the method's own decoder at the cell's L0; reference_fvu: best hypothesis "
+                  "reference within that L0")
+            _print_frame(latents)
     failures = frame[frame.status == "failed"]
     if len(failures):
         print(f"\n{len(failures)} failed fits:")

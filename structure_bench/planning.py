@@ -13,7 +13,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from structure_bench.errors import StructureBenchError
-from structure_bench.methods import check_params, get_method
+from structure_bench.methods import check_params, get_method, not_applicable
 from structure_bench.registry import load_task
 from structure_bench.results import record_name
 from structure_bench.task import Cell
@@ -96,11 +96,12 @@ def plan(
         if task_site not in task.sites:
             raise StructureBenchError(f"task {task.id} has no site {task_site!r} (its sites: {', '.join(task.sites)})")
         applicable = list(methods)
-        if (task.activations(task_site, "train") < 0).any():
-            for method in methods:
-                if getattr(classes[method], "requires_nonnegative", False):
-                    applicable.remove(method)
-                    warnings.warn(f"{method} left out on {task.id}/{task_site}: it needs non-negative activations", stacklevel=2)
+        X_train, structures = task.activations(task_site, "train"), task.structures(task_site, "train")
+        for method in methods:
+            reason = not_applicable(classes[method], X_train, structures)
+            if reason is not None:
+                applicable.remove(method)
+                warnings.warn(f"{method} left out on {task.id}/{task_site}: {reason}", stacklevel=2)
         for cell in cells or task.metadata.grid:
             for method in applicable:
                 for seed in seeds:

@@ -19,6 +19,8 @@ import jsonschema
 import pandas as pd
 
 from structure_bench.errors import StructureBenchError
+from structure_bench.metrics.latents import CLASSES as LATENT_CLASSES
+from structure_bench.metrics.latents import COLUMNS as LATENT_COLUMNS
 
 SCHEMA_VERSION = 2  # 2: task_identity, the portable identity of the task the record was made on
 # The results folder: records/<record name>.json, decoders/<record stem>.npy (float32
@@ -75,6 +77,19 @@ RESULT_SCHEMA: dict[str, Any] = {
                 "final_loss": {**_number_or_null, "description": "training loss at the end (a share of variance for the built-in methods)"},
             },
             "additionalProperties": _number_or_null,
+        },
+        "latents": {
+            "type": ["object", "null"],
+            "description": "what each latent is on the test split (metrics/latents.py), one list entry per latent; "
+            "null for failed fits and records made before it existed",
+            "required": list(LATENT_COLUMNS),
+            "additionalProperties": False,
+            "properties": {
+                **{column: {"type": "array", "items": _number_or_null} for column in LATENT_COLUMNS},
+                "home": {"type": "array", "items": {"type": "integer", "minimum": -1},
+                         "description": "index of the part of the home structure with the largest share (-1: no home structure)"},
+                "class": {"type": "array", "items": {"enum": list(LATENT_CLASSES)}},
+            },
         },
         "provenance": {
             "type": "object",
@@ -149,6 +164,7 @@ class Record:
     main_score: str
     provenance: dict[str, Any]
     training: dict[str, Any] | None = None
+    latents: dict[str, list] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The record as stored: JSON-safe (NaN/inf as null), with its schema version."""

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from structure_bench.errors import StructureBenchError
 from structure_bench.kinds import kind_of
 from structure_bench.methods import calibration_role
 from structure_bench.results import ID_COLUMNS
@@ -92,3 +93,36 @@ def profile(frame: pd.DataFrame, task_id: str, site: str | None = None) -> pd.Da
     rows = frame[(frame.task == task_id) & (frame.site == site) & (frame.status == "ok")]
     columns = profile_columns(rows, task.structures(site, "test"))
     return rows.groupby(["method", "n_latents", "l0_target"])[columns].mean().reset_index()
+
+
+def latent_view(frame: pd.DataFrame, task_id: str, site: str | None = None) -> pd.DataFrame:
+    """For one task: per method and cell (means over seeds), what its latents are: the share of the
+    code variance in each latent class (``metrics.latents``), the curve measures where the site has
+    curves, its FVU against the FVU of OMP codes for its own decoder at the cell's L0
+    (``amortisation_gap``), and ``reference_fvu``: the lowest FVU any reference (a method that uses
+    the truth: the oracle and the hypothesis references) reached in the cell at an L0 within the
+    cell's target, an achievable bound, not the best possible. Empty when the records have no per-latent measurements."""
+    from structure_bench.methods import get_method
+    from structure_bench.metrics.latents import CLASSES
+
+    rows = frame[(frame.task == task_id) & (frame.status == "ok")]
+    if site is not None:
+        rows = rows[rows.site == site]
+    shares = [f"latents/variance_share[{c}]" for c in CLASSES]
+    if rows.empty or not set(shares) <= set(rows.columns) or rows[shares].isna().all().all():
+        return pd.DataFrame()
+    curve = [c for c in ("latents/r2_curve", "latents/tuning_width", "latents/one_per_frequency") if c in rows.columns]
+    columns = shares + curve + [c for c in ("fvu", "fvu_omp", "amortisation_gap", "l0") if c in rows.columns]
+    table = rows.groupby(["method", "n_latents", "l0_target"])[columns].mean().reset_index()
+
+    def is_reference(method: str) -> bool:
+        try:
+            cls = get_method(method)
+        except StructureBenchError:  # a method that is gone here references nothing
+            return False
+        return bool(getattr(cls, "uses_ground_truth", False))
+
+    references = table[table.method.map(is_reference) & (table.l0 <= table.l0_target + 1e-9)]
+    best = references.groupby(["n_latents", "l0_target"])["fvu"].min().rename("reference_fvu")
+    table = table.merge(best, left_on=["n_latents", "l0_target"], right_index=True, how="left")
+    return table.rename(columns={c: c.removeprefix("latents/").replace("variance_share", "var") for c in columns})

@@ -6,18 +6,21 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import inspect
 import time
 import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator
 
 import numpy as np
+import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from structure_bench.errors import StructureBenchError
 from structure_bench.methods import checked_outputs, get_method, method_import_spec, training_report
 from structure_bench.metrics import evaluate as score_structures
-from structure_bench.metrics import task_effect
+from structure_bench.metrics import amortisation_metrics, evaluate_latents, task_effect
+from structure_bench.metrics.latents import table_to_json
 from structure_bench.planning import WorkUnit, plan
 from structure_bench.provenance import PeakMemory, git_commit, hardware, method_source_of, package_version
 from structure_bench.registry import load_task
@@ -40,6 +43,7 @@ class Fitted:
     metrics : column -> value (``metrics.evaluate`` plus, for tasks with a model, the task effect).
     decoder : [n_latents, d] as the method returned it. fit_seconds : wall time of ``fit``.
     training : the method's checked ``training_`` (steps, converged, final_loss, ...) or None.
+    latents : what each latent is on the test split, one row per latent (``metrics.evaluate_latents``).
     """
 
     method: Any
@@ -47,6 +51,7 @@ class Fitted:
     decoder: np.ndarray
     fit_seconds: float
     training: dict[str, Any] | None = None
+    latents: pd.DataFrame | None = None
 
 
 def fit_and_score(task: Task, site: str, spec: str, cell: Cell, seed: int = 0, params: dict[str, Any] | None = None) -> Fitted:
@@ -54,7 +59,8 @@ def fit_and_score(task: Task, site: str, spec: str, cell: Cell, seed: int = 0, p
     at the boundary and score it on the test split: the core of every unit (and of
     ``checks.check_task``'s oracle check, on a task that need not be registered).
 
-    A method that ``uses_ground_truth`` is handed the primary structure and built at its size.
+    A method that ``uses_ground_truth`` is handed the primary structure (and every structure of the
+    site, when its ``fit`` takes ``structures``) and built at its ``reference_size``.
     Raises what the method raises, or MethodError for outputs that break the protocol.
     """
     cls = get_method(spec)
@@ -62,20 +68,27 @@ def fit_and_score(task: Task, site: str, spec: str, cell: Cell, seed: int = 0, p
     fit_kwargs: dict[str, Any] = {}
     n_latents = cell.n_latents
     if getattr(cls, "uses_ground_truth", False):
-        truth = task.primary_structure(site, "train")
+        truth, structures = task.primary_structure(site, "train"), task.structures(site, "train")
         fit_kwargs["truth"] = truth
-        n_latents = truth.size
+        if "structures" in inspect.signature(cls.fit).parameters:
+            fit_kwargs["structures"] = structures
+        size = getattr(cls, "reference_size", None)
+        n_latents = size(X_train, truth, structures) if size else truth.size
     method = cls(n_latents=n_latents, l0_target=cell.l0_target, seed=seed, **(params or {}))
     started = time.perf_counter()
     method.fit(X_train, **fit_kwargs)
     fit_seconds = time.perf_counter() - started
     Z, X_hat, decoder, bias = checked_outputs(method, spec, X_test)
-    metrics = score_structures(X_test, Z, X_hat, decoder, bias, task.structures(site, "test"))
+    structures = task.structures(site, "test")
+    metrics = score_structures(X_test, Z, X_hat, decoder, bias, structures)
+    latents, profile = evaluate_latents(Z, decoder, structures)
+    metrics.update(profile)
+    metrics.update(amortisation_metrics(X_test, X_hat, decoder, bias, cell.l0_target))
     if task.has_model(site):
         clean, ablated = _clean_and_ablated_logits(task, site)
         spliced = task.forward(X_hat.astype(np.float32), site, "test")
         metrics.update(task_effect(clean, spliced, ablated, task.targets("test")))
-    return Fitted(method, metrics, decoder, fit_seconds, training_report(method, spec))
+    return Fitted(method, metrics, decoder, fit_seconds, training_report(method, spec), latents)
 
 
 def _fit_and_score(unit: WorkUnit, save_codes: bool = False) -> tuple[Fitted, dict[str, Any], str, dict[str, np.ndarray]]:
@@ -157,6 +170,7 @@ def compute_unit(unit: WorkUnit, save_codes: bool = False, threads: int = 1) -> 
         unit, task, failure, metrics=metrics, params=params, spec=spec, started=started,
         fit_seconds=fitted.fit_seconds if fitted else None, memory=memory, threads=threads,
         training=fitted.training if fitted else None,
+        latents=fitted.latents if fitted else None,
     )
     return UnitResult(unit, record, arrays)
 
@@ -187,11 +201,13 @@ def _unit_record(
     memory: PeakMemory,
     threads: int,
     training: dict[str, Any] | None = None,
+    latents: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """A unit's record: ok, or failed with ``failure`` (one line) as the reason.
 
     memory : the sampler that watched the unit; an unentered one (no peak) when none did.
     training : the method's checked training report (``methods.training_report``), if any.
+    latents : the fit's per-latent table (``metrics.evaluate_latents``), if any.
     """
     error = f"method {unit.method} on {unit.describe()}: {failure}" if failure else None
     return Record(
@@ -209,6 +225,7 @@ def _unit_record(
         metrics={k: float(v) for k, v in metrics.items()},
         main_score=task.metadata.main_score,
         training=None if error else training,
+        latents=None if error or latents is None else table_to_json(latents),
         provenance={
             "package_version": package_version(),
             "git_commit": git_commit(),

@@ -393,3 +393,24 @@ def test_an_exact_answer_latent_scores_four_over_pi_squared_on_c():
     truth = Variables("inputs", pd.DataFrame({"c": c, "a": a}), {"c": "discrete", "a": "discrete"})
     scores = variable_metrics(scaled, all_alive(2 * p), truth)
     assert scores["eta2_c"] == pytest.approx(0.39, abs=0.01) and abs(scores["eta2_a"]) < 0.01
+
+
+def test_sparse_codes_rebuild_exactly_sparse_data_and_the_gap_is_what_the_encoder_leaves():
+    """X = 2-sparse combinations of orthonormal atoms plus a bias: OMP at k = 2 over the true
+    atoms rebuilds it exactly (fvu_omp 0), at k = 1 it loses one of two equal-variance atoms per
+    sample (1/2 of the variance about the origin of the codes, less the mean's share); an encoder
+    that returns zeros has gap fvu - 0 = its own FVU."""
+    from structure_bench.metrics.reconstruction import amortisation_metrics, sparse_code_fvu
+
+    rng = np.random.default_rng(3)
+    atoms = np.linalg.qr(rng.normal(size=(12, 12)))[0][:8]
+    codes = np.zeros((500, 8))
+    for row in codes:
+        row[rng.choice(8, 2, replace=False)] = rng.choice([-1.0, 1.0], 2) * rng.uniform(1, 2, 2)
+    bias = rng.normal(size=12)
+    X = codes @ atoms + bias
+    assert sparse_code_fvu(X, atoms, bias, 2) == pytest.approx(0.0, abs=1e-20)
+    assert 0.3 < sparse_code_fvu(X, atoms, bias, 1) < 0.5
+    zero = amortisation_metrics(X, np.broadcast_to(bias, X.shape), atoms * 3.0, bias, 2)  # unnormalised rows are fine
+    assert zero["fvu_omp"] == pytest.approx(0.0, abs=1e-20)
+    assert zero["amortisation_gap"] == pytest.approx(fvu(X, np.broadcast_to(bias, X.shape)))

@@ -1,6 +1,8 @@
 """Dictionary learners: the protocol, the registry, and the boundary checks."""
 
-from structure_bench.methods.protocol import CALIBRATION_ROLES, Method, check_method, checked_outputs, training_report
+from structure_bench.methods.protocol import (
+    CALIBRATION_ROLES, Method, check_method, checked_outputs, not_applicable, training_report,
+)
 from structure_bench.methods.registry import (
     builtin_methods,
     calibration_methods,
@@ -23,6 +25,7 @@ __all__ = [
     "check_method",
     "check_params",
     "checked_outputs",
+    "not_applicable",
     "training_report",
     "get_method",
     "list_methods",

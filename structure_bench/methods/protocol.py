@@ -39,7 +39,9 @@ class Method(BaseEstimator):
         loss at the end. The record keeps it (``training``); see ``training_report``.
     """
 
-    # Calibration methods (oracle) are handed the truth: fit(X, truth=structure).
+    # Calibration methods (oracle) and hypothesis references are handed the truth:
+    # fit(X, truth=<the primary structure>), and also structures=<every structure at the site, by
+    # name> when their fit names that parameter. They are built at ``reference_size`` latents.
     uses_ground_truth: ClassVar[bool] = False
     # The calibration references normalised scores are computed against: "oracle" (scores 1) or
     # "random" (scores 0). Found by this role, never by name (CALIBRATION_ROLES).
@@ -54,6 +56,22 @@ class Method(BaseEstimator):
         self.n_latents = n_latents
         self.l0_target = l0_target
         self.seed = seed
+
+    @classmethod
+    def reference_size(cls, X: np.ndarray, truth: Any, structures: dict[str, Any]) -> int:
+        """For a method that ``uses_ground_truth``: its number of latents on a site with training
+        activations X [n_samples, d], primary structure ``truth`` and ``structures`` (the cell's
+        width is not used). Default: the primary structure's size (the oracle)."""
+        return int(truth.size)
+
+    @classmethod
+    def not_applicable(cls, X: np.ndarray, structures: dict[str, Any]) -> str | None:
+        """Why the method cannot run on a site with training activations X [n_samples, d] and
+        ``structures``, in a few words ("it needs non-negative activations"), or None when it can.
+        A sweep leaves the method out there (``planning.plan``) instead of recording a failure."""
+        if cls.requires_nonnegative and X.size and X.min() < 0:
+            return "it needs non-negative activations"
+        return None
 
     def fit(self, X: np.ndarray) -> Method:
         """Learn the dictionary from X [n_samples, d]; returns self."""
@@ -104,6 +122,17 @@ def checked_outputs(
         )
     X_hat = _finite_matrix(method_name, "decode(encode(X))", method.decode(Z), (n, d))
     return Z, X_hat, decoder, bias
+
+
+def not_applicable(method_class: Any, X: np.ndarray, structures: dict[str, Any]) -> str | None:
+    """``Method.not_applicable`` for any method class (one that does not subclass Method only has
+    ``requires_nonnegative``, if anything)."""
+    check = getattr(method_class, "not_applicable", None)
+    if check is not None:
+        return check(X, structures)
+    if getattr(method_class, "requires_nonnegative", False) and X.size and X.min() < 0:
+        return "it needs non-negative activations"
+    return None
 
 
 def training_report(method: Any, method_name: str) -> dict[str, Any] | None:

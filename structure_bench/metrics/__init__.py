@@ -12,8 +12,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
+import pandas as pd
+
 from structure_bench.metrics.calibration import normalise
-from structure_bench.metrics.reconstruction import reconstruction_metrics, sparsity_metrics
+from structure_bench.metrics.latents import CLASS_DESCRIPTIONS, latent_profile, latent_table
+from structure_bench.metrics.reconstruction import amortisation_metrics, reconstruction_metrics, sparsity_metrics
 from structure_bench.metrics.stability import seed_mcc
 from structure_bench.metrics.task_effect import task_effect
 from structure_bench.structures import Structure
@@ -31,6 +34,21 @@ METRIC_DESCRIPTIONS: dict[str, str] = {
     "loss_recovered": "(L_mean_ablate - L_spliced) / (L_mean_ablate - L_clean), cross-entropy, mean ablation "
     "= train-set mean; higher is better, 1 = no loss",
     "seed_mcc": "Hungarian-matched mean |cos| between the decoders of two seeds; higher is more stable",
+    "fvu_omp": "FVU of the method's own decoder with the codes orthogonal matching pursuit finds at the cell's "
+    "L0 target (any sign): what its dictionary allows at that L0",
+    "amortisation_gap": "fvu - fvu_omp: reconstruction the method's encoder leaves behind against better sparse codes "
+    "for its own decoder (negative: the encoder beats greedy OMP, or uses more latents than the target)",
+    # What each latent is (metrics/latents.py), stored as latents/<name>.
+    "share[<class>]": "share of the latents in the class (" + "; ".join(f"{c}: {d}" for c, d in CLASS_DESCRIPTIONS.items()) + ")",
+    "variance_share[<class>]": "share of the summed code variance sum_l Var(z_l) held by the class's latents",
+    "eta2_psi": "per latent, bias-corrected eta^2 against its home frequency's curve point psi_k (2p levels); mean over "
+    "alive latents weighted by Var(z_l)",
+    "r2_curve": "per latent, R^2 of z_l ~ scale_k g(psi_k) with the best g (a function of its frequency's pizza state "
+    "scores 1); Var(z_l)-weighted mean",
+    "tuning_width": "per latent, participation ratio of that g over the 2p curve points as a share of them (1/(2p): one "
+    "point; a neuron 1/3); Var(z_l)-weighted mean",
+    "one_per_frequency": "share of (test input, key frequency) pairs on which exactly one latent at home in the "
+    "frequency fires",
 }
 
 
@@ -44,9 +62,15 @@ METRIC_RANGES: dict[str, tuple[float, float]] = {
     "dead_fraction": _UNIT_INTERVAL,
     "dense_fraction": _UNIT_INTERVAL,
     "shrinkage": (0.0, np.inf),
+    "fvu_omp": (0.0, np.inf),
     "spliced_accuracy": _UNIT_INTERVAL,
     "clean_accuracy": _UNIT_INTERVAL,
     "seed_mcc": _UNIT_INTERVAL,
+    "share": _UNIT_INTERVAL,
+    "variance_share": _UNIT_INTERVAL,
+    "tuning_width": _UNIT_INTERVAL,
+    "one_per_frequency": _UNIT_INTERVAL,
+    "r2_curve": (-np.inf, 1.0),
 }
 
 
@@ -89,4 +113,16 @@ def evaluate(
     return scores
 
 
-__all__ = ["METRIC_DESCRIPTIONS", "METRIC_RANGES", "evaluate", "metric_range", "normalise", "seed_mcc", "task_effect"]
+def evaluate_latents(
+    Z: np.ndarray, decoder: np.ndarray, structures: Mapping[str, Structure]
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """What each latent is: (its table, one row per latent, ``metrics.latents.latent_table``; the
+    aggregate as metrics ``latents/<name>``). Z : [n, n_latents] test codes. decoder : [n_latents, d]."""
+    table = latent_table(Z, decoder, structures)
+    return table, {f"latents/{name}": value for name, value in latent_profile(Z, table, structures).items()}
+
+
+__all__ = [
+    "METRIC_DESCRIPTIONS", "METRIC_RANGES", "amortisation_metrics", "evaluate", "evaluate_latents", "metric_range", "normalise", "seed_mcc",
+    "task_effect",
+]

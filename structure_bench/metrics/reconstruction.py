@@ -62,6 +62,31 @@ def reconstruction_metrics(X: np.ndarray, X_hat: np.ndarray) -> dict[str, float]
     }
 
 
+def sparse_code_fvu(X: np.ndarray, decoder: np.ndarray, decoder_bias: np.ndarray, k: int) -> float:
+    """FVU of X [n_samples, d] rebuilt from ``decoder`` [n_latents, d] and ``decoder_bias`` [d] with
+    codes of at most k non-zeros (any sign) found by orthogonal matching pursuit: what the
+    dictionary allows at L0 k, whatever the method's own encoder does (OMP is greedy, so this
+    bounds the best k-sparse code from above)."""
+    from sklearn.decomposition import sparse_encode
+
+    norms = np.linalg.norm(decoder, axis=1)
+    atoms = decoder[norms > 0] / norms[norms > 0, None]
+    if not len(atoms):
+        return fvu(X, np.broadcast_to(decoder_bias, X.shape))
+    codes = sparse_encode(X - decoder_bias, atoms, algorithm="omp", n_nonzero_coefs=min(k, len(atoms), X.shape[1]))
+    return fvu(X, codes @ atoms + decoder_bias)
+
+
+def amortisation_metrics(
+    X: np.ndarray, X_hat: np.ndarray, decoder: np.ndarray, decoder_bias: np.ndarray, k: int
+) -> dict[str, float]:
+    """fvu_omp (``sparse_code_fvu`` at the cell's L0 target k) and amortisation_gap = fvu - fvu_omp:
+    how much reconstruction the method's encoder leaves behind against better codes for its own
+    decoder. X, X_hat : [n_samples, d]; decoder : [n_latents, d]; decoder_bias : [d]."""
+    best = sparse_code_fvu(X, decoder, decoder_bias, k)
+    return {"fvu_omp": best, "amortisation_gap": fvu(X, X_hat) - best}
+
+
 def sparsity_metrics(fires: np.ndarray) -> dict[str, float]:
     """l0, dead_fraction and dense_fraction from the firing mask [n_samples, n_latents]."""
     n_samples, n_latents = fires.shape

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import structure_bench as sb
+from structure_bench.methods import not_applicable
 
 # Worker processes: each fit uses one thread (SAE training and BLAS), so two keep 2 cores busy.
 JOBS = int(os.environ.get("STRUCTURE_BENCH_JOBS", "2"))
@@ -77,8 +78,8 @@ def records_from(directory: str | None) -> dict[tuple[str, str, int, int], dict[
 
 @functools.lru_cache(maxsize=None)
 def applies(method: str, task: str) -> bool:
-    """Whether a sweep runs the method on the task (NMF needs non-negative activations)."""
-    if not getattr(sb.get_method(method), "requires_nonnegative", False):
-        return True
+    """Whether a sweep runs the method on the task (``methods.not_applicable``: NMF needs
+    non-negative activations, a reference its structures)."""
     loaded = sb.make(task)
-    return bool((loaded.activations(loaded.metadata.default_site, "train") >= 0).all())
+    site = loaded.metadata.default_site
+    return not_applicable(sb.get_method(method), loaded.activations(site, "train"), loaded.structures(site, "train")) is None
