@@ -21,6 +21,7 @@ from structure_bench.errors import StructureBenchError
 from structure_bench.report.curves import circle_figures, curve_figures
 from structure_bench.report.figures import (
     FigureSpec,
+    class_bars,
     frontier,
     method_colours,
     profile_bars,
@@ -31,7 +32,7 @@ from structure_bench.report.html import Section, render_page
 from structure_bench.report.pizza import pizza_figures
 from structure_bench.results import CODES_DIR, load_results, write_text
 from structure_bench.registry import load_task
-from structure_bench.summary import profile, profile_columns, summarise
+from structure_bench.summary import latent_view, profile, profile_columns, summarise
 from structure_bench.task import Cell, Task
 
 REPORT_NAME = "report.html"
@@ -120,6 +121,15 @@ def task_section(results_dir: Path, frame: pd.DataFrame, summary: pd.DataFrame, 
         "profile", f"eta^2 of each candidate variable, purity of each structure, MCC and task metrics at {cell.name}",
         profile_bars(at_cell, columns, colours, f"{task_id}/{site} at {cell.name}: profile per method"),
     ))
+    latents = latent_view(frame, task_id, site)
+    if not latents.empty:
+        section.tables["what each latent is: share of code variance per class, curve measures, FVU against OMP codes "
+                       "for the method's own decoder and the best reference within the cell's L0 (metrics/latents.py)"] = latents
+        at_cell = latents[(latents.n_latents == cell.n_latents) & (latents.l0_target == cell.l0_target)]
+        section.add_figure(FigureSpec(
+            "latent-classes", f"share of each method's code variance per latent class at {cell.name}",
+            class_bars(at_cell, f"{task_id}/{site} at {cell.name}: what the latents are"),
+        ))
     without_codes = add_method_figures(section, results_dir, rows, task, site, cell)
     if without_codes:
         section.notes.append(

@@ -190,6 +190,29 @@ def profile_bars(profile: pd.DataFrame, columns: Sequence[str], colours: dict[st
     return fig
 
 
+def class_bars(view: pd.DataFrame, title: str) -> Figure:
+    """One stacked bar per method: the share of its code variance in each latent class
+    (``summary.latent_view`` rows of one cell, columns var[<class>])."""
+    from structure_bench.metrics.latents import CLASSES
+
+    fig = new_figure(9, 1.2 + 0.35 * len(view))
+    ax = fig.add_subplot()
+    left = np.zeros(len(view))
+    palette = {"dead": "0.85", "aligned": "tab:green", "dense": "tab:gray", "tile": "tab:orange", "pure": "tab:blue",
+               "mixture": "tab:red"}
+    for name in CLASSES:
+        values = view[f"var[{name}]"].fillna(0).to_numpy(dtype=float)
+        ax.barh(np.arange(len(view)), values, left=left, color=palette[name], label=name)
+        left += values
+    ax.set_yticks(np.arange(len(view)), list(view["method"]), fontsize=9)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of the summed code variance")
+    ax.legend(ncol=len(CLASSES), fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    ax.set_title(title, pad=28)
+    return fig
+
+
 def latents_on_plane(
     points: np.ndarray,
     codes: np.ndarray | None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -121,6 +122,42 @@ def decoder_against_phases(
     return fig
 
 
+def curve_tuning(codes: np.ndarray, decoder: np.ndarray, structures: dict, title: str) -> Figure | None:
+    """Per most-varying latent (up to 16), its mean code at each point psi_k of its home
+    frequency's curve (2p points, angle m pi / p), titled with its class and r2_curve: a neuron is
+    a broad half-wave, an answer tile one spike, a mixture a ragged profile. None without curves.
+
+    codes : [n_samples, L] of every sample; decoder : [L, d]; structures : the site's "all" split.
+    """
+    from structure_bench.metrics.latents import curves, home_structure, latent_table
+
+    home = home_structure(structures)
+    found = curves(home, structures) if home is not None else {}
+    if not found:
+        return None
+    codes = codes.astype(np.float64)
+    table = latent_table(codes, decoder, structures)
+    ids = [int(i) for i in np.argsort(-table["variance"].to_numpy(), kind="stable")[:TOP_LATENTS] if table["home"][i] in found]
+    if not ids:
+        return None
+    columns = 4
+    fig = new_figure(12, 2.2 * math.ceil(len(ids) / columns))
+    for panel, latent in enumerate(ids):
+        curve = found[int(table["home"][latent])]
+        counts = np.bincount(curve.points, minlength=curve.n_points)
+        means = np.bincount(curve.points, weights=codes[:, latent], minlength=curve.n_points) / np.maximum(counts, 1)
+        ax = fig.add_subplot(math.ceil(len(ids) / columns), columns, panel + 1)
+        ax.bar(np.arange(curve.n_points) * 180 / (curve.n_points / 2), means, width=360 / curve.n_points, color="tab:blue")
+        ax.set_title(f"#{latent} {home.labels[int(table['home'][latent])]} · {table['class'][latent]} · "
+                     f"r2 {table['r2_curve'][latent]:.2f}", fontsize=8)
+        ax.set_xticks([0, 180, 360])
+        ax.tick_params(labelsize=7)
+    fig.supxlabel("curve point psi_k of the latent's home frequency (degrees)", fontsize=9)
+    fig.supylabel("mean code", fontsize=9)
+    fig.suptitle(title)
+    return fig
+
+
 def pizza_figures(task: Task, site: str, decoder: np.ndarray, codes: np.ndarray | None, title: str) -> list[FigureSpec]:
     """The pizza figures of one fitted method: latents over (a, b) and over (c, a - b) (for tasks
     with integer inputs a and b, given the codes of all samples), and decoder weights against
@@ -140,6 +177,14 @@ def pizza_figures(task: Task, site: str, decoder: np.ndarray, codes: np.ndarray 
                 kind,
                 f"mean activation of the {len(ids)} most active latents over ({labels[0]}, {labels[1]})",
                 latent_grids(grid_means(chosen, rows, cols, p), ids, labels, f"{title}: latents over ({labels[0]}, {labels[1]})"),
+            ))
+        tuning = curve_tuning(codes, decoder, task.structures(site, "all"), f"{title}: latents along their frequency's curve")
+        if tuning is not None:
+            specs.append(FigureSpec(
+                "pizza-curve",
+                "mean code of the most varying latents at each point psi_k of their home frequency's curve, with "
+                "their class (metrics/latents.py): a neuron is a broad half-wave, an answer tile one spike",
+                tuning,
             ))
     neurons = task.structures(site, "all").get("neurons")
     if isinstance(neurons, Directions) and neurons.labels is not None and {"k", "phi"} <= set(neurons.labels.columns):
