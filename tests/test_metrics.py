@@ -414,3 +414,16 @@ def test_sparse_codes_rebuild_exactly_sparse_data_and_the_gap_is_what_the_encode
     zero = amortisation_metrics(X, np.broadcast_to(bias, X.shape), atoms * 3.0, bias, 2)  # unnormalised rows are fine
     assert zero["fvu_omp"] == pytest.approx(0.0, abs=1e-20)
     assert zero["amortisation_gap"] == pytest.approx(fvu(X, np.broadcast_to(bias, X.shape)))
+
+
+def test_batched_omp_gives_scikit_learns_omp_codes():
+    from sklearn.decomposition import sparse_encode
+
+    from structure_bench.metrics.reconstruction import omp_codes
+
+    rng = np.random.default_rng(4)
+    atoms = rng.normal(size=(40, 16))
+    atoms /= np.linalg.norm(atoms, axis=1, keepdims=True)
+    X = rng.normal(size=(200, 16))
+    for k in (1, 3, 7):
+        np.testing.assert_allclose(omp_codes(X, atoms, k), sparse_encode(X, atoms, algorithm="omp", n_nonzero_coefs=k), atol=1e-10)

@@ -62,19 +62,44 @@ def reconstruction_metrics(X: np.ndarray, X_hat: np.ndarray) -> dict[str, float]
     }
 
 
+def omp_codes(X: np.ndarray, atoms: np.ndarray, k: int) -> np.ndarray:
+    """Codes [n_samples, n_atoms] with at most k non-zeros per row by orthogonal matching pursuit,
+    batched over the samples of X [n_samples, d]: k times, add the atom most correlated (in |.|)
+    with the row's residual to its support and refit the row by least squares on the support.
+
+    atoms : [n_atoms, d] unit rows. One matmul with every atom per step, so 2048 atoms at k = 12
+    cost a fraction of a second where scikit-learn's per-sample OMP takes seconds.
+    """
+    n, L = len(X), len(atoms)
+    k = min(k, L, X.shape[1])
+    rows = np.arange(n)[:, None]
+    support = np.zeros((n, 0), dtype=np.int64)
+    coefficients = np.zeros((n, 0))
+    residual = X
+    for _ in range(k):
+        correlations = np.abs(residual @ atoms.T)
+        correlations[rows, support] = -1.0  # never the same atom twice
+        support = np.hstack([support, correlations.argmax(axis=1)[:, None]])
+        chosen = atoms[support]  # [n, s, d]
+        gram = chosen @ chosen.transpose(0, 2, 1)  # [n, s, s]
+        target = np.einsum("nsd,nd->ns", chosen, X)
+        coefficients = np.einsum("nij,nj->ni", np.linalg.pinv(gram, hermitian=True), target)
+        residual = X - np.einsum("ns,nsd->nd", coefficients, chosen)
+    codes = np.zeros((n, L))
+    codes[rows, support] = coefficients
+    return codes
+
+
 def sparse_code_fvu(X: np.ndarray, decoder: np.ndarray, decoder_bias: np.ndarray, k: int) -> float:
     """FVU of X [n_samples, d] rebuilt from ``decoder`` [n_latents, d] and ``decoder_bias`` [d] with
-    codes of at most k non-zeros (any sign) found by orthogonal matching pursuit: what the
-    dictionary allows at L0 k, whatever the method's own encoder does (OMP is greedy, so this
-    bounds the best k-sparse code from above)."""
-    from sklearn.decomposition import sparse_encode
-
+    codes of at most k non-zeros (any sign) found by orthogonal matching pursuit (``omp_codes``):
+    what the dictionary allows at L0 k, whatever the method's own encoder does (OMP is greedy, so
+    this bounds the best k-sparse code from above)."""
     norms = np.linalg.norm(decoder, axis=1)
     atoms = decoder[norms > 0] / norms[norms > 0, None]
     if not len(atoms):
         return fvu(X, np.broadcast_to(decoder_bias, X.shape))
-    codes = sparse_encode(X - decoder_bias, atoms, algorithm="omp", n_nonzero_coefs=min(k, len(atoms), X.shape[1]))
-    return fvu(X, codes @ atoms + decoder_bias)
+    return fvu(X, omp_codes(X - decoder_bias, atoms, k) @ atoms + decoder_bias)
 
 
 def amortisation_metrics(
