@@ -290,6 +290,15 @@ def cmd_report(args: argparse.Namespace) -> None:
     print(f"report: {write_report(args.dir, args.out, jobs=args.jobs)}")
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from structure_bench.export import MANIFEST, export_task
+
+    manifest = export_task(args.task, args.out, args.site)
+    sizes = ", ".join(f"{split} {n}" for split, n in manifest["splits"].items())
+    print(f"exported {manifest['task']}/{manifest['site']} ({sizes} samples x d {manifest['d']}) to {args.out} "
+          f"(identity {manifest['task_identity'][:12]}; see {args.out}/{MANIFEST})")
+
+
 def cmd_results(args: argparse.Namespace) -> None:
     report_tables(Path(args.dir))
 
@@ -412,6 +421,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="save each config's codes (first seed) and write OUT/report.html with figures (needs matplotlib)",
     )
     run.set_defaults(func=cmd_run)
+
+    export = sub.add_parser("export", help="write a task's activations, inputs and manifest for a trainer elsewhere")
+    export.add_argument("task", help="task id, e.g. pizza-zhong2023-v1")
+    export.add_argument("--site", help="activation site (default: the task's default site)")
+    export.add_argument("--out", type=Path, required=True, help="folder to write (created)")
+    export.set_defaults(func=cmd_export)
 
     results = sub.add_parser("results", help="print the summary and profile tables of a results directory")
     results.add_argument("dir", type=Path)
