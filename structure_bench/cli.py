@@ -299,6 +299,45 @@ def cmd_export(args: argparse.Namespace) -> None:
           f"(identity {manifest['task_identity'][:12]}; see {args.out}/{MANIFEST})")
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    from structure_bench.external import load_dictionary
+    from structure_bench.planning import plan
+    from structure_bench.registry import load_task
+    from structure_bench.runner import run
+    from structure_bench.task import Cell
+
+    task = load_task(args.task)
+    site = args.site or task.metadata.default_site
+    if site not in task.sites:
+        raise StructureBenchError(f"task {task.id} has no site {site!r} (its sites: {', '.join(task.sites)})")
+    dictionary = load_dictionary(args.dictionary, args.activation, args.k)
+    dictionary.check(task.activations(site, "train").shape[1])
+    declared = dictionary.source.get("task_identity")
+    if declared and declared != task.identity:
+        print(f"structure-bench: warning: {args.dictionary} declares task identity {declared[:12]}, but {task.id} is "
+              f"{task.identity[:12]} now: it was trained on other data; scoring it anyway", file=sys.stderr)
+    # The L0 target of the record's cell: --l0, else a top-k dictionary's k, else the L0 target of
+    # the task's grid cell closest in width.
+    closest = min(task.metadata.grid, key=lambda cell: abs(cell.n_latents - dictionary.n_latents))
+    l0 = args.l0 or dictionary.k or closest.l0_target
+    params = {"dictionary": str(Path(args.dictionary).resolve()), "activation": dictionary.activation,
+              "k": dictionary.k, "sha256": dictionary.source["sha256"]}
+    units = plan([task.id], ["external"], [0], site=site, params={"external": params},
+                 cells=[Cell(dictionary.n_latents, int(l0))])
+    run(units, args.out, progress=False)
+    record = json.loads((Path(args.out) / "records" / units[0].record_name).read_text())
+    if record["status"] != "ok":
+        raise StructureBenchError(record["error"])
+    metrics = record["metrics"]
+    classes = ", ".join(f"{k.split('[')[1][:-1]} {v:.2f}" for k, v in metrics.items()
+                        if k.startswith("latents/variance_share[") and v)
+    print(f"{task.id}/{site} {dictionary.source['format']} dictionary, {dictionary.n_latents} latents "
+          f"({dictionary.activation}): {record['main_score']} {metrics[record['main_score']]:.4f}, "
+          f"fvu {metrics['fvu']:.4f}, l0 {metrics['l0']:.2f}, dead {metrics['dead_fraction']:.3f}; code variance by "
+          f"latent class: {classes}\nrecord: {Path(args.out) / 'records' / units[0].record_name}")
+    return 0
+
+
 def cmd_results(args: argparse.Namespace) -> None:
     report_tables(Path(args.dir))
 
@@ -427,6 +466,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--site", help="activation site (default: the task's default site)")
     export.add_argument("--out", type=Path, required=True, help="folder to write (created)")
     export.set_defaults(func=cmd_export)
+
+    score = sub.add_parser("score", help="score a dictionary trained elsewhere (safetensors, SAELens dir, dictionary_learning ae.pt)")
+    score.add_argument("task", help="task id the dictionary was trained on")
+    score.add_argument("--dictionary", required=True, help="a .safetensors file, a SAELens SAE directory or an ae.pt")
+    score.add_argument("--activation", choices=["relu", "topk", "jumprelu"], help="for a plain safetensors file")
+    score.add_argument("--k", type=int, help="k of a topk dictionary (plain safetensors file)")
+    score.add_argument("--l0", type=int, help="L0 target of the record's cell (default: k, else the grid's closest cell)")
+    score.add_argument("--site", help="activation site (default: the task's default site)")
+    score.add_argument("--out", type=Path, required=True, help="results directory to write the record into")
+    score.set_defaults(func=cmd_score)
 
     results = sub.add_parser("results", help="print the summary and profile tables of a results directory")
     results.add_argument("dir", type=Path)

@@ -15,7 +15,6 @@ manifest's ``task_identity`` is what ``Task.identity`` gives for the same data o
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import pandas as pd
 from safetensors.numpy import save_file
 
 from structure_bench.errors import StructureBenchError
+from structure_bench.identity import file_sha256
 from structure_bench.registry import load_task
 from structure_bench.results import file_mode, write_json, write_text
 from structure_bench.provenance import package_version
@@ -31,14 +31,6 @@ from structure_bench.provenance import package_version
 EXPORT_VERSION = 1
 SPLITS = ("train", "test")
 MANIFEST = "manifest.json"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def export_task(task_id: str, out: str | Path, site: str | None = None) -> dict[str, Any]:
@@ -76,7 +68,7 @@ def export_task(task_id: str, out: str | Path, site: str | None = None) -> dict[
         "main_score": task.metadata.main_score,
         "grid": [{"n_latents": cell.n_latents, "l0_target": cell.l0_target} for cell in task.metadata.grid],
         "package_version": package_version(),
-        "files": {name: _sha256(out / name) for name in files},
+        "files": {name: file_sha256(out / name) for name in files},
     }
     write_json(out / MANIFEST, manifest)
     return manifest

@@ -81,8 +81,18 @@ class IdentityWarning(UserWarning):
 
 # -- what defines a task --------------------------------------------------------------------
 
-def _sha256_file(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes, or of a directory's files (relative name and bytes, sorted), read in blocks."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    for item in sorted(path.rglob("*")) if path.is_dir() else [path]:
+        if item.is_file():
+            if path.is_dir():
+                digest.update(item.relative_to(path).as_posix().encode())
+            with open(item, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
 
 
 def definition(task: Task) -> dict[str, Any]:
@@ -90,7 +100,7 @@ def definition(task: Task) -> dict[str, Any]:
     return {
         "task": task.id,
         "kwargs": json.loads(json.dumps(task.kwargs, sort_keys=True, default=str)),
-        "data_files": {Path(path).name: _sha256_file(path) for path in task.data_files()},
+        "data_files": {Path(path).name: file_sha256(path) for path in task.data_files()},
     }
 
 

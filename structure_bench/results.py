@@ -107,6 +107,11 @@ RESULT_SCHEMA: dict[str, Any] = {
                     "type": ["string", "null"],
                     "description": "digest of the method's code (methods.method_source): resume recomputes a record when it changes",
                 },
+                "source": {
+                    "type": "object",
+                    "description": "a dictionary trained elsewhere (structure-bench score): format, path, sha256, declared task identity",
+                    "required": ["format", "path", "sha256"],
+                },
             },
         },
     },

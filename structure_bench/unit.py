@@ -171,6 +171,7 @@ def compute_unit(unit: WorkUnit, save_codes: bool = False, threads: int = 1) -> 
         fit_seconds=fitted.fit_seconds if fitted else None, memory=memory, threads=threads,
         training=fitted.training if fitted else None,
         latents=fitted.latents if fitted else None,
+        source=getattr(fitted.method, "source_", None) if fitted else None,
     )
     return UnitResult(unit, record, arrays)
 
@@ -202,12 +203,15 @@ def _unit_record(
     threads: int,
     training: dict[str, Any] | None = None,
     latents: pd.DataFrame | None = None,
+    source: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A unit's record: ok, or failed with ``failure`` (one line) as the reason.
 
     memory : the sampler that watched the unit; an unentered one (no peak) when none did.
     training : the method's checked training report (``methods.training_report``), if any.
     latents : the fit's per-latent table (``metrics.evaluate_latents``), if any.
+    source : where a dictionary trained elsewhere came from (the method's ``source_``: format,
+        path, sha256), kept in the provenance.
     """
     error = f"method {unit.method} on {unit.describe()}: {failure}" if failure else None
     return Record(
@@ -236,6 +240,7 @@ def _unit_record(
             "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "decoder_file": None if error else f"{DECODERS_DIR}/{unit.decoder_name}",
             "method_source": method_source_of(unit.method),
+            **({"source": source} if source else {}),
         },
     ).to_json()
 
