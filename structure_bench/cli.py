@@ -300,7 +300,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from structure_bench.external import load_dictionary
+    from structure_bench.external import load_codes, load_dictionary
     from structure_bench.planning import plan
     from structure_bench.registry import load_task
     from structure_bench.runner import run
@@ -310,31 +310,42 @@ def cmd_score(args: argparse.Namespace) -> int:
     site = args.site or task.metadata.default_site
     if site not in task.sites:
         raise StructureBenchError(f"task {task.id} has no site {site!r} (its sites: {', '.join(task.sites)})")
-    dictionary = load_dictionary(args.dictionary, args.activation, args.k)
-    dictionary.check(task.activations(site, "train").shape[1])
-    declared = dictionary.source.get("task_identity")
-    if declared and declared != task.identity:
-        print(f"structure-bench: warning: {args.dictionary} declares task identity {declared[:12]}, but {task.id} is "
-              f"{task.identity[:12]} now: it was trained on other data; scoring it anyway", file=sys.stderr)
-    # The L0 target of the record's cell: --l0, else a top-k dictionary's k, else the L0 target of
-    # the task's grid cell closest in width.
-    closest = min(task.metadata.grid, key=lambda cell: abs(cell.n_latents - dictionary.n_latents))
-    l0 = args.l0 or dictionary.k or closest.l0_target
-    params = {"dictionary": str(Path(args.dictionary).resolve()), "activation": dictionary.activation,
-              "k": dictionary.k, "sha256": dictionary.source["sha256"]}
-    units = plan([task.id], ["external"], [0], site=site, params={"external": params},
-                 cells=[Cell(dictionary.n_latents, int(l0))])
+    X_test = task.activations(site, "test")
+    if bool(args.codes) != bool(args.decoder):
+        raise StructureBenchError("--codes and --decoder go together (codes of the test split and the decoder they reconstruct through)")
+    if args.codes:
+        given = load_codes(args.codes, args.decoder)
+        given.check(*X_test.shape)
+        method, k, what = "external-codes", None, "codes and decoder"
+        params = {"codes": given.source["path"], "decoder": given.source["decoder"]["path"],
+                  "sha256": given.source["sha256"], "decoder_sha256": given.source["decoder"]["sha256"]}
+        # Without --l0 the cell's L0 target is the codes' own mean L0, rounded.
+        default_l0 = max(1, round(float((given.codes != 0).sum(axis=1).mean())))
+    else:
+        given = load_dictionary(args.dictionary, args.activation, args.k)
+        given.check(X_test.shape[1])
+        declared = given.source.get("task_identity")
+        if declared and declared != task.identity:
+            print(f"structure-bench: warning: {args.dictionary} declares task identity {declared[:12]}, but {task.id} is "
+                  f"{task.identity[:12]} now: it was trained on other data; scoring it anyway", file=sys.stderr)
+        method, k, what = "external", given.k, f"{given.source['format']} dictionary ({given.activation})"
+        params = {"dictionary": given.source["path"], "activation": given.activation, "k": given.k,
+                  "sha256": given.source["sha256"]}
+        # Without --l0: a top-k dictionary's k, else the L0 target of the grid cell closest in width.
+        default_l0 = k or min(task.metadata.grid, key=lambda cell: abs(cell.n_latents - given.n_latents)).l0_target
+    units = plan([task.id], [method], [0], site=site, params={method: params},
+                 cells=[Cell(given.n_latents, int(args.l0 or default_l0))])
     run(units, args.out, progress=False)
-    record = json.loads((Path(args.out) / "records" / units[0].record_name).read_text())
+    path = Path(args.out) / "records" / units[0].record_name
+    record = json.loads(path.read_text())
     if record["status"] != "ok":
         raise StructureBenchError(record["error"])
     metrics = record["metrics"]
     classes = ", ".join(f"{k.split('[')[1][:-1]} {v:.2f}" for k, v in metrics.items()
                         if k.startswith("latents/variance_share[") and v)
-    print(f"{task.id}/{site} {dictionary.source['format']} dictionary, {dictionary.n_latents} latents "
-          f"({dictionary.activation}): {record['main_score']} {metrics[record['main_score']]:.4f}, "
-          f"fvu {metrics['fvu']:.4f}, l0 {metrics['l0']:.2f}, dead {metrics['dead_fraction']:.3f}; code variance by "
-          f"latent class: {classes}\nrecord: {Path(args.out) / 'records' / units[0].record_name}")
+    print(f"{task.id}/{site} {what}, {given.n_latents} latents: {record['main_score']} "
+          f"{metrics[record['main_score']]:.4f}, fvu {metrics['fvu']:.4f}, l0 {metrics['l0']:.2f}, dead "
+          f"{metrics['dead_fraction']:.3f}; code variance by latent class: {classes}\nrecord: {path}")
     return 0
 
 
@@ -469,10 +480,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     score = sub.add_parser("score", help="score a dictionary trained elsewhere (safetensors, SAELens dir, dictionary_learning ae.pt)")
     score.add_argument("task", help="task id the dictionary was trained on")
-    score.add_argument("--dictionary", required=True, help="a .safetensors file, a SAELens SAE directory or an ae.pt")
+    given = score.add_mutually_exclusive_group(required=True)
+    given.add_argument("--dictionary", help="a .safetensors file, a SAELens SAE directory or an ae.pt")
+    given.add_argument("--codes", help="codes of the test split [n_test, L] (.npy or safetensors 'codes'), for a method with no encoder")
+    score.add_argument("--decoder", help="with --codes: a safetensors file with W_dec [L, d] and b_dec [d]")
     score.add_argument("--activation", choices=["relu", "topk", "jumprelu"], help="for a plain safetensors file")
     score.add_argument("--k", type=int, help="k of a topk dictionary (plain safetensors file)")
-    score.add_argument("--l0", type=int, help="L0 target of the record's cell (default: k, else the grid's closest cell)")
+    score.add_argument("--l0", type=int, help="L0 target of the record's cell (default: k; the codes' mean L0; else the grid's closest cell)")
     score.add_argument("--site", help="activation site (default: the task's default site)")
     score.add_argument("--out", type=Path, required=True, help="results directory to write the record into")
     score.set_defaults(func=cmd_score)

@@ -15,6 +15,10 @@ Three formats, all read as weights only (nothing in a file is executed):
 Every encoder computes pre = (x - b_dec) W_enc + b_enc (SAELens's ``apply_b_dec_to_input``
 false: x W_enc + b_enc), then ``relu``: max(pre, 0); ``topk``: the k largest of max(pre, 0) per
 sample; ``jumprelu``: pre where pre > threshold, else 0. The reconstruction is z W_dec + b_dec.
+
+A method with no encoder gives its codes of the test split directly (``--codes``: .npy, or a
+safetensors ``codes`` tensor, [n_test, L] in the row order of the exported test.npy) with the
+decoder they reconstruct through (``--decoder``: safetensors ``W_dec`` [L, d], ``b_dec`` [d]).
 """
 
 from __future__ import annotations
@@ -75,18 +79,23 @@ class Dictionary:
         expected = {"W_enc": (d, L), "b_enc": (L,), "W_dec": (L, d), "b_dec": (d,)}
         if self.activation == "jumprelu":
             expected["threshold"] = (L,)
-        for name, shape in expected.items():
-            value = getattr(self, name)
-            if value is None or value.shape != shape:
-                got = None if value is None else tuple(value.shape)
-                raise StructureBenchError(f"{where}: {name} has shape {got}, expected {shape} for this site (d = {d})")
-            bad = int(np.count_nonzero(~np.isfinite(value)))
-            if bad:
-                raise StructureBenchError(f"{where}: {name} has {bad} NaN/inf values")
+        check_arrays(where, {name: (getattr(self, name), shape) for name, shape in expected.items()}, d)
         if self.activation not in ACTIVATIONS:
             raise StructureBenchError(f"{where}: unknown activation {self.activation!r} (known: {', '.join(ACTIVATIONS)})")
         if self.activation == "topk" and (self.k is None or not 1 <= self.k <= L):
             raise StructureBenchError(f"{where}: a topk dictionary needs k between 1 and {L}, got {self.k!r}")
+
+
+def check_arrays(where: str, arrays: dict[str, tuple[np.ndarray | None, tuple[int, ...]]], d: int) -> None:
+    """One-line StructureBenchError for the first array (name -> (array, expected shape)) that is
+    missing, has another shape, or holds NaN/inf values; d is the site's width, named in the error."""
+    for name, (value, shape) in arrays.items():
+        if value is None or value.shape != shape:
+            got = None if value is None else tuple(value.shape)
+            raise StructureBenchError(f"{where}: {name} has shape {got}, expected {shape} for this site (d = {d})")
+        bad = int(np.count_nonzero(~np.isfinite(value)))
+        if bad:
+            raise StructureBenchError(f"{where}: {name} has {bad} NaN/inf values")
 
 
 def _array(tensors: dict[str, Any], key: str, where: str) -> np.ndarray:
@@ -240,3 +249,108 @@ class ExternalDictionary(Method):
     def encode(self, X: np.ndarray) -> np.ndarray:
         """Codes [n_samples, n_latents] for X [n_samples, d]."""
         return self.dictionary_.encode(X)
+
+
+@dataclass
+class Codes:
+    """Codes given directly, for a method with no encoder: codes [n_test, L] of the task's test
+    split (rows in the order ``structure-bench export`` writes test.npy), the decoder W_dec [L, d]
+    and b_dec [d] (zeros when the file has none), and where each came from (format, path, sha256)."""
+
+    codes: np.ndarray
+    W_dec: np.ndarray
+    b_dec: np.ndarray
+    source: dict[str, Any]
+
+    @property
+    def n_latents(self) -> int:
+        return int(self.W_dec.shape[0])
+
+    def check(self, n_test: int, d: int) -> None:
+        """One-line StructureBenchError unless codes [n_test, L], W_dec [L, d], b_dec [d] are finite."""
+        L = self.W_dec.shape[0] if self.W_dec.ndim == 2 else -1
+        check_arrays(self.source["decoder"]["path"], {"W_dec": (self.W_dec, (L, d)), "b_dec": (self.b_dec, (d,))}, d)
+        if self.codes.shape != (n_test, L):
+            raise StructureBenchError(
+                f"{self.source['path']}: codes have shape {self.codes.shape}, expected ({n_test}, {L}): one row per "
+                f"test sample (test.npy of structure-bench export), one column per decoder row"
+            )
+        check_arrays(self.source["path"], {"codes": (self.codes, (n_test, L))}, d)
+
+
+def _codes_array(path: Path) -> np.ndarray:
+    """The array of a .npy file (no pickles) or of a safetensors file's ``codes`` tensor (or its only one)."""
+    if path.suffix == ".npy":
+        try:
+            return np.asarray(np.load(path, allow_pickle=False), dtype=np.float64)
+        except ValueError as exc:
+            raise StructureBenchError(f"{path}: not a plain .npy array ({' '.join(str(exc).split())})") from None
+    if path.suffix == ".safetensors":
+        tensors, _ = _safetensors(path)
+        key = "codes" if "codes" in tensors or len(tensors) != 1 else next(iter(tensors))
+        return _array(tensors, key, str(path))
+    raise StructureBenchError(f"{path}: codes must be a .npy or .safetensors file")
+
+
+def load_codes(codes: str | Path, decoder: str | Path) -> Codes:
+    """Codes of the test split (``codes``: .npy, or safetensors with a ``codes`` tensor) and the
+    decoder they reconstruct through (``decoder``: safetensors with ``W_dec`` [L, d] and optionally
+    ``b_dec`` [d]). One-line StructureBenchError on a bad file."""
+    codes, decoder = Path(codes), Path(decoder)
+    for path in (codes, decoder):
+        if not path.is_file():
+            raise StructureBenchError(f"{path} does not exist or is not a file")
+    if decoder.suffix != ".safetensors":
+        raise StructureBenchError(f"{decoder}: the decoder must be a safetensors file with W_dec and b_dec")
+    tensors, _ = _safetensors(decoder)
+    W_dec = _array(tensors, "W_dec", str(decoder))
+    b_dec = _array(tensors, "b_dec", str(decoder)) if "b_dec" in tensors else np.zeros(W_dec.shape[-1])
+    source = {
+        "format": "codes", "path": str(codes.resolve()), "sha256": file_sha256(codes),
+        "decoder": {"path": str(decoder.resolve()), "sha256": file_sha256(decoder)},
+    }
+    return Codes(_codes_array(codes), W_dec, b_dec, source)
+
+
+class ExternalCodes(Method):
+    """Codes of the test split and a decoder computed elsewhere (``load_codes``), for methods with
+    no encoder: ``fit`` reads them; ``encode`` returns the codes and refuses any other input.
+
+    codes, decoder : paths (see ``load_codes``). sha256, decoder_sha256 : their digests when they
+    were chosen; a file that has changed since fails the fit.
+
+    Fitted attributes: decoder_ [n_latents, d], decoder_bias_ [d], source_ (kept in the provenance).
+    """
+
+    def __init__(
+        self, n_latents: int, l0_target: int | None = None, seed: int = 0, codes: str = "", decoder: str = "",
+        sha256: str | None = None, decoder_sha256: str | None = None,
+    ) -> None:
+        super().__init__(n_latents=n_latents, l0_target=l0_target, seed=seed)
+        self.codes = codes
+        self.decoder = decoder
+        self.sha256 = sha256
+        self.decoder_sha256 = decoder_sha256
+
+    def fit(self, X: np.ndarray) -> ExternalCodes:
+        """X : [n_samples, d] (only its width is used)."""
+        try:
+            given = load_codes(self.codes, self.decoder)
+        except StructureBenchError as exc:
+            raise MethodError(str(exc)) from None
+        if (self.sha256, self.decoder_sha256) != (None, None) and (
+            given.source["sha256"], given.source["decoder"]["sha256"]) != (self.sha256, self.decoder_sha256):
+            raise MethodError(f"{self.codes}: the codes or decoder file changed since they were chosen (sha256 differs)")
+        if given.n_latents != self.n_latents:
+            raise MethodError(f"{self.decoder}: {given.n_latents} latents, but n_latents={self.n_latents}")
+        self.codes_ = given.codes
+        self.decoder_ = given.W_dec
+        self.decoder_bias_ = given.b_dec
+        self.source_ = given.source
+        return self
+
+    def encode(self, X: np.ndarray) -> np.ndarray:
+        """The given codes [n_test, n_latents]; X [n_test, d] must be the test split they were computed on."""
+        if len(X) != len(self.codes_):
+            raise MethodError(f"{self.codes}: codes are given for the {len(self.codes_)} test samples only, not for {len(X)} inputs")
+        return self.codes_

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import pickle
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ from safetensors.numpy import save_file
 import structure_bench as sb
 from structure_bench.cli import main
 from structure_bench.external import load_dictionary
+from structure_bench.identity import file_sha256
 from structure_bench.planning import plan
 from structure_bench.task import Cell
 from structure_bench.unit import compute_unit, fit_and_score
@@ -167,3 +170,56 @@ def test_a_saelens_sae_trained_on_exported_activations_scores_through_its_direct
     X_test = np.load(tmp_path / "data" / "test.npy")
     np.testing.assert_allclose(load_dictionary(tmp_path / "sl").encode(X_test), method.encode(X_test), atol=1e-4)
     assert record["metrics"]["fvu"] < 0.5
+
+
+def _save_codes(tmp_path: Path, fitted, codes: np.ndarray | None = None) -> tuple[Path, Path]:
+    """The fit's test-split codes as .npy and its decoder as safetensors."""
+    X = sb.make(TASK).activations(SITE, "test")
+    np.save(tmp_path / "codes.npy", fitted.method.encode(X) if codes is None else codes)
+    save_file({"W_dec": fitted.method.decoder_.astype(np.float32), "b_dec": fitted.method.decoder_bias_.astype(np.float32)},
+              str(tmp_path / "decoder.safetensors"))
+    return tmp_path / "codes.npy", tmp_path / "decoder.safetensors"
+
+
+def test_codes_and_a_decoder_score_what_the_in_process_fit_scores(tmp_path, fitted) -> None:
+    codes, decoder = _save_codes(tmp_path, fitted)
+    out = tmp_path / "scored"
+    assert main(["score", TASK, "--codes", str(codes), "--decoder", str(decoder), "--out", str(out)]) == 0
+    (record,) = [json.loads(p.read_text()) for p in (out / "records").glob("*.json")]
+    assert record["method"] == "external-codes" and record["cell"]["l0_target"] == 2  # the codes' mean L0
+    assert record["provenance"]["source"]["decoder"]["sha256"] == file_sha256(decoder)
+    for key, value in fitted.metrics.items():
+        assert record["metrics"][key] == pytest.approx(value, abs=1e-4), key
+
+
+def test_codes_of_the_wrong_shape_or_without_a_decoder_fail_in_one_line(tmp_path, fitted, capsys) -> None:
+    codes, decoder = _save_codes(tmp_path, fitted, codes=np.zeros((5, 16)))
+    assert main(["score", TASK, "--codes", str(codes), "--decoder", str(decoder), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and re.search(r"codes have shape \(5, 16\), expected \(\d+, 16\)", err), err
+    assert main(["score", TASK, "--codes", str(codes), "--out", str(tmp_path / "o")]) == 2
+    assert "--codes and --decoder go together" in capsys.readouterr().err
+
+
+def test_the_readme_bring_your_own_sae_section_runs_as_written(tmp_path, monkeypatch) -> None:
+    """Export, both training scripts and score, from the README's own code blocks."""
+    pytest.importorskip("sae_lens")
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("## Bring your own SAE\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```(bash|python)\n(.*?)```", section, re.S)
+    scripts = {name: code for (kind, code), name in zip([b for b in blocks if b[0] == "python"],
+                                                        ["train_topk.py", "train_saelens.py"])}
+    commands = [line.split("#")[0].split() for line in blocks[0][1].splitlines()]
+    monkeypatch.chdir(tmp_path)
+    assert commands[0][:2] == ["structure-bench", "export"] and main(commands[0][1:]) == 0
+    for name, code in scripts.items():
+        (tmp_path / name).write_text(code)
+        subprocess.run([sys.executable, name], check=True, capture_output=True)
+    scored = {}
+    for dictionary in ("sae.safetensors", "saelens-sae"):
+        assert main(["score", "tms-v1", "--dictionary", dictionary, "--out", "scored"]) == 0
+    for path in (tmp_path / "scored" / "records").glob("*.json"):
+        record = json.loads(path.read_text())
+        scored[record["provenance"]["source"]["format"]] = record["metrics"]
+    assert commands[2][:2] == ["structure-bench", "score"] and set(scored) == {"safetensors", "saelens"}
+    assert scored["safetensors"]["features/mcc"] > 0.9 and scored["saelens"]["features/mcc"] > 0.9
