@@ -354,10 +354,13 @@ def cmd_results(args: argparse.Namespace) -> None:
 
 
 def cmd_submit(args: argparse.Namespace) -> None:
-    from structure_bench.leaderboard import submit
-    from structure_bench.registry import default_suite
+    from structure_bench.leaderboard import read_submission, submit
 
-    path = submit(args.results, args.method, args.tasks or default_suite(), args.board, args.name, args.replace)
+    path = submit(args.results, args.method, args.tasks, args.board, args.name, args.replace)
+    if read_submission(path).get("unverified"):
+        print(f"submitted {args.results} as {path}, an unverified entry (trained elsewhere: not re-run); "
+              "`structure-bench leaderboard` shows it apart")
+        return
     vouch = " --method-file FILE.py" if ":" in args.method else ""  # a module that is not installed
     print(f"submitted {args.results} as {path}; check it with `structure-bench verify {path.stem}{vouch}`")
 
@@ -499,7 +502,10 @@ def build_parser() -> argparse.ArgumentParser:
     submit = sub.add_parser("submit", help="check a finished run and add it to the leaderboard's submissions")
     submit.add_argument("results", type=Path, help="results directory of `structure-bench run`")
     submit.add_argument("--method", required=True, metavar="SPEC", help="registered name or module:Class, as run")
-    submit.add_argument("--tasks", nargs="+", metavar="ID", help="the suite (default: the default suite)")
+    submit.add_argument(
+        "--tasks", nargs="+", metavar="ID",
+        help="the suite (default: the default suite; for `score` records, the tasks they were scored on)",
+    )
     submit.add_argument("--name", help="submission name (default: from the method spec)")
     submit.add_argument("--board", type=Path, default=Path("leaderboard"), help=board_help)
     submit.add_argument("--replace", action="store_true", help="overwrite a submission of the same name")

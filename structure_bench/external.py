@@ -354,3 +354,8 @@ class ExternalCodes(Method):
         if len(X) != len(self.codes_):
             raise MethodError(f"{self.codes}: codes are given for the {len(self.codes_)} test samples only, not for {len(X)} inputs")
         return self.codes_
+
+
+# The classes of dictionaries trained elsewhere (``module:Class``): the leaderboard cannot re-run
+# their trainer, so a submission of their records is an unverified entry, shown apart as "not re-run".
+TRAINED_ELSEWHERE = frozenset(f"{cls.__module__}:{cls.__qualname__}" for cls in (ExternalDictionary, ExternalCodes))

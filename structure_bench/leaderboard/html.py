@@ -25,12 +25,15 @@ from structure_bench.leaderboard.tables import (
     TASK_HEADER,
     UNRANKED_HEADER,
     UNRANKED_NOTE,
+    UNVERIFIED_HEADER,
+    UNVERIFIED_NOTE,
     cells_text,
     ranking_rows,
     reference_rows,
     separability_note,
     task_rows,
     unranked_rows,
+    unverified_rows,
 )
 from structure_bench.leaderboard.scores import LEVEL
 
@@ -174,6 +177,11 @@ def _overall_section(board: Board) -> str:
     ]
     if reference_rows(board):
         parts += ["<h2>References (unranked)</h2>", _note(REFERENCE_NOTE), _text_table("references", REFERENCE_HEADER, reference_rows(board), {2, 3, 4})]
+    if unverified_rows(board):
+        parts += [
+            "<h2>Unverified: trained elsewhere, not re-run</h2>", _note(UNVERIFIED_NOTE),
+            _text_table("unverified", UNVERIFIED_HEADER, unverified_rows(board), {4, 5}),
+        ]
     if unranked_rows(board):
         parts += ["<h2>Not ranked</h2>", _note(UNRANKED_NOTE), _text_table("unranked", UNRANKED_HEADER, unranked_rows(board), set())]
     return "".join(parts)

@@ -23,6 +23,7 @@ from structure_bench.leaderboard.verify import acceptance, read_verification
 
 STATUS_RANKED = "verified"
 STATUS_REFERENCE = "reference"
+STATUS_UNVERIFIED = "unverified"
 BROKEN_VERIFICATION = "broken verification"
 
 
@@ -31,12 +32,13 @@ class Entry:
     """One submission file as the board sees it.
 
     status : "verified" (re-run on hidden instances and reproduced: ranked), "reference" (the same,
-        but the method uses the ground truth: shown, never ranked), "FAILED" (the re-run did not
+        but the method uses the ground truth: shown, never ranked), "unverified" (a dictionary
+        trained elsewhere, scored on the public test split: shown apart, marked not re-run), "FAILED" (the re-run did not
         reproduce, or the verification is broken), "not verified", "stale" (made on another
         version of a task) or "refused" (the file itself is invalid).
     reason : why an entry is not ranked (None when it is verified or a reference).
     frame : the verifier's re-run records it is ranked by (``Verification.ranked``, public task ids);
-        empty unless verified or a reference.
+        empty unless verified or a reference (an unverified entry's rows are its own records).
     """
 
     name: str
@@ -89,6 +91,8 @@ def _entry(board: Path, document: dict[str, Any], identities: dict[str, str]) ->
     stale = [t for t, e in document["tasks"].items() if t in identities and e["identity"] != identities[t]]
     if stale:
         return Entry(name, document, "stale", f"made on another version of {', '.join(stale)}; re-run and resubmit", empty)
+    if document.get("unverified"):
+        return Entry(name, document, STATUS_UNVERIFIED, None, empty)
     try:
         verification = read_verification(board, document)
     except SubmissionRejected as exc:

@@ -16,12 +16,15 @@ from structure_bench.leaderboard.tables import (
     TASK_HEADER,
     UNRANKED_HEADER,
     UNRANKED_NOTE,
+    UNVERIFIED_HEADER,
+    UNVERIFIED_NOTE,
     cells_text,
     ranking_rows,
     reference_rows,
     separability_note,
     task_rows,
     unranked_rows,
+    unverified_rows,
 )
 
 def markdown_text(text: str) -> str:
@@ -62,6 +65,8 @@ def render_readme(board: Board) -> str:
         parts.append(NO_BUDGET_ENTRY)
     if board.with_status(STATUS_REFERENCE):
         parts += ["## References (unranked)", REFERENCE_NOTE, _markdown_table(REFERENCE_HEADER, reference_rows(board))]
+    if unverified_rows(board):
+        parts += ["## Unverified: trained elsewhere, not re-run", UNVERIFIED_NOTE, _markdown_table(UNVERIFIED_HEADER, unverified_rows(board))]
     if unranked_rows(board):
         parts += ["## Not ranked", UNRANKED_NOTE, _markdown_table(UNRANKED_HEADER, unranked_rows(board))]
     for task_id, entry in board.tasks.items():

@@ -21,6 +21,7 @@ from typing import Any, Iterable
 import jsonschema
 
 from structure_bench.errors import StructureBenchError
+from structure_bench.external import TRAINED_ELSEWHERE
 from structure_bench.metrics import metric_range
 from structure_bench.results import RESULT_SCHEMA, read_record, record_paths, write_json
 from structure_bench.task import Cell
@@ -84,7 +85,12 @@ SUBMISSION_SCHEMA: dict[str, Any] = {
                 },
             },
         },
-        "seeds": {"type": "array", "minItems": MIN_SEEDS, "uniqueItems": True, "items": {"type": "integer", "minimum": 0}},
+        "unverified": {
+            "type": "boolean",
+            "description": "a dictionary trained elsewhere (scored with `structure-bench score`): its trainer cannot be "
+            "re-run, so the entry is shown apart, never ranked; it may hold any cells and seeds",
+        },
+        "seeds": {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"type": "integer", "minimum": 0}},
         "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "document_digest of the rest"},
         "records": {"type": "array", "minItems": 1, "items": RECORD_ITEM_SCHEMA},
     },
@@ -204,39 +210,89 @@ def _missing_units(records: list[dict[str, Any]], suite: dict[str, dict[str, Any
     return problems
 
 
+def dictionary_digest(record: dict[str, Any]) -> str | None:
+    """The sha256 of the file a record's dictionary (or codes) came from, or None for a built-in fit."""
+    return ((record.get("provenance") or {}).get("source") or {}).get("sha256")
+
+
+def _unverified_problems(records: list[dict[str, Any]], suite: dict[str, dict[str, Any]]) -> list[str]:
+    """An unverified entry may hold any cells and seeds, but every task needs a record, every
+    record the digest of the file it scored, and no file may be scored twice at one cell."""
+    problems = [f"{t}: no scored dictionary for this task" for t in suite if not any(r["task"] == t for r in records)]
+    seen: dict[tuple[str, Cell, str | None], int] = defaultdict(int)
+    for record in records:
+        task, cell, _ = unit_key(record)
+        digest = dictionary_digest(record)
+        if digest is None:
+            problems.append(f"{task} {cell.name}: the record does not say which file it scored (no sha256 in its provenance)")
+        seen[task, cell, digest] += 1
+    problems += [f"{t} {c.name}: the file {d[:12]} is scored {n} times" for (t, c, d), n in seen.items() if n > 1 and d]
+    return problems
+
+
+def _coverage_problems(
+    records: list[dict[str, Any]], suite: dict[str, dict[str, Any]], seeds: list[int], unverified: bool
+) -> list[str]:
+    """What the records lack for an entry: for a verified one every cell at MIN_SEEDS seeds or
+    more (``_missing_units``), for an unverified one ``_unverified_problems``."""
+    if unverified:
+        return _unverified_problems(records, suite)
+    problems = [] if len(seeds) >= MIN_SEEDS or not records else [
+        f"only {len(seeds)} seed(s) ({', '.join(map(str, seeds))}); a leaderboard entry needs at least {MIN_SEEDS}"
+    ]
+    return problems + _missing_units(records, suite, seeds)
+
+
+def _trust_problem(import_spec: str, unverified: bool) -> list[str]:
+    """A dictionary trained elsewhere can only be unverified; a method we can import is verified."""
+    if import_spec in TRAINED_ELSEWHERE and not unverified:
+        return [f"records of {import_spec} score a dictionary trained elsewhere: it can only be an unverified entry"]
+    if unverified and import_spec not in TRAINED_ELSEWHERE:
+        return [f"{import_spec} can be re-run: only dictionaries trained elsewhere are unverified entries; verify it instead"]
+    return []
+
+
 def build_submission(
-    results_dir: str | Path, spec: str, tasks: Iterable[str], name: str | None = None
+    results_dir: str | Path, spec: str, tasks: Iterable[str] | None = None, name: str | None = None
 ) -> dict[str, Any]:
     """Check a finished run against the suite ``tasks`` and return its submission document.
 
+    tasks : task ids; default the default suite, or for a dictionary trained elsewhere (records of
+        ``structure-bench score``) the tasks it was scored on.
+    A run of a method we can import must cover every cell of every task with MIN_SEEDS seeds or
+    more; records of dictionaries trained elsewhere (``TRAINED_ELSEWHERE``) make an unverified
+    entry instead, which may hold any cells and seeds but must name each file's sha256.
     Raises SubmissionRejected listing every problem: unreadable or schema-invalid records, a
-    missing task cell or seed, fewer than MIN_SEEDS seeds, failed fits, non-finite metrics,
-    fingerprints that differ from the current tasks', mixed methods or parameters.
+    missing task cell or seed, too few seeds, failed fits, non-finite metrics, fingerprints that
+    differ from the current tasks', mixed methods or parameters.
     """
+    from structure_bench.registry import default_suite
+
     results_dir = Path(results_dir)
     problems: list[str] = []
-    suite = {task_id.rpartition(":")[2]: _suite_entry(task_id) for task_id in tasks}
     run_records = _read_run(results_dir, problems)
+    mine = [r for r in run_records if spec in (r["method"], r["method_spec"])]
+    unverified = bool(mine) and {r["method_spec"] for r in mine} <= TRAINED_ELSEWHERE
+    if tasks is None:
+        tasks = sorted({r["task"] for r in mine}) if unverified else default_suite()
+    suite = {task_id.rpartition(":")[2]: _suite_entry(task_id) for task_id in tasks}
     # A run folder may hold several methods (the calibration references beside a method, say):
-    # the submission takes the records of ``spec`` only.
+    # the submission takes the records of ``spec`` only (on the suite's grid, unless unverified).
     records = [
-        r for r in run_records
-        if spec in (r["method"], r["method_spec"])
-        and r["task"] in suite and r["site"] == suite[r["task"]]["site"]
-        and r["cell"] in suite[r["task"]]["cells"]
+        r for r in mine
+        if r["task"] in suite and r["site"] == suite[r["task"]]["site"]
+        and (unverified or r["cell"] in suite[r["task"]]["cells"])
     ]
     if not records and not problems:
         others = sorted({r["method"] for r in run_records})
         held = f" (it holds {', '.join(others)})" if others else ""
         problems.append(f"no records of {spec} for the suite ({', '.join(suite)}) in {results_dir}{held}")
     seeds = sorted({r["seed"] for r in records})
-    if records and len(seeds) < MIN_SEEDS:
-        problems.append(f"only {len(seeds)} seed(s) ({', '.join(map(str, seeds))}); a leaderboard entry needs at least {MIN_SEEDS}")
     for record in records:
         problems += _check_record(record, spec, suite)
-    problems += _missing_units(records, suite, seeds)
+    problems += _coverage_problems(records, suite, seeds, unverified)
     param_sets = {json.dumps(submitted_params(r), sort_keys=True) for r in records}
-    if len(param_sets) > 1:
+    if len(param_sets) > 1 and not unverified:
         problems.append(f"records mix {len(param_sets)} parameter settings; submit one setting per run directory")
     versions = {r["provenance"]["package_version"] for r in records}
     if len(versions) > 1:
@@ -249,17 +305,18 @@ def build_submission(
         problems.append(f"submission name {name!r} must match {NAME_PATTERN}")
     if problems:
         raise SubmissionRejected(f"cannot submit {results_dir}", problems)
-    records.sort(key=lambda r: (r["task"], r["cell"]["n_latents"], r["cell"]["l0_target"], r["seed"]))
+    records.sort(key=lambda r: (r["task"], r["cell"]["n_latents"], r["cell"]["l0_target"], r["seed"], dictionary_digest(r) or ""))
     document = {
         "submission_version": SUBMISSION_VERSION,
         "name": name,
-        "method": {"spec": spec, "import_spec": import_specs.pop(), "params": submitted_params(records[0])},
+        # An unverified entry's records each name their own files: its parameters live in them.
+        "method": {"spec": spec, "import_spec": import_specs.pop(), "params": {} if unverified else submitted_params(records[0])},
         "package_version": versions.pop(),
         "submitted_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "tasks": suite,
         "seeds": seeds,
         "records": records,
-    }
+    } | ({"unverified": True} if unverified else {})
     return {**document, "sha256": document_digest(document)}
 
 
@@ -284,12 +341,12 @@ def submission_path(board: str | Path, name: str) -> Path:
 def submit(
     results_dir: str | Path,
     spec: str,
-    tasks: Iterable[str],
+    tasks: Iterable[str] | None = None,
     board: str | Path = "leaderboard",
     name: str | None = None,
     replace: bool = False,
 ) -> Path:
-    """Check the run and write ``board/submissions/<name>.json``; returns its path."""
+    """Check the run (``build_submission``) and write ``board/submissions/<name>.json``; returns its path."""
     document = build_submission(results_dir, spec, tasks, name)
     path = submission_path(board, document["name"])
     if path.exists() and not replace:
@@ -316,16 +373,18 @@ def read_submission(path: str | Path) -> dict[str, Any]:
         problems.append("sha256 does not match the document: its records, method or parameters were edited after submission")
     if path.stem != document["name"]:
         problems.append(f"file name {path.name} does not match the submission name {document['name']!r}")
-    suite = document["tasks"]
+    suite, unverified = document["tasks"], document.get("unverified", False)
+    problems += _trust_problem(document["method"]["import_spec"], unverified)
     for record in document["records"]:
         unknown_task = record["task"] not in suite
         if unknown_task or record["seed"] not in document["seeds"]:
             problems.append(f"record {record['task']} seed {record['seed']} is outside the submission's tasks and seeds")
             continue
         problems += _check_record(record, document["method"]["spec"], suite)
-        if submitted_params(record) != document["method"]["params"] or record["method_spec"] != document["method"]["import_spec"]:
+        other_params = not unverified and submitted_params(record) != document["method"]["params"]
+        if other_params or record["method_spec"] != document["method"]["import_spec"]:
             problems.append(f"record {record['task']} seed {record['seed']} was run with other parameters or another class than the submission's method")
-    problems += _missing_units(document["records"], suite, document["seeds"])
+    problems += _coverage_problems(document["records"], suite, document["seeds"], unverified)
     if problems:
         raise SubmissionRejected(str(path), problems)
     return document

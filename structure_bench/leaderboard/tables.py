@@ -7,7 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from structure_bench.leaderboard.model import STATUS_RANKED, STATUS_REFERENCE, Board, ordered_task_rows
+from structure_bench.leaderboard.model import STATUS_RANKED, STATUS_REFERENCE, STATUS_UNVERIFIED, Board, ordered_task_rows
+from structure_bench.leaderboard.submission import dictionary_digest
 from structure_bench.leaderboard.scores import (
     BOOTSTRAP_RESAMPLES,
     FLIP_THRESHOLD,
@@ -37,6 +38,11 @@ REFERENCE_NOTE = (
     "Methods that are handed the ground truth (the oracle): verified like the others, shown on every task, "
     "never ranked."
 )
+UNVERIFIED_NOTE = (
+    "Dictionaries trained elsewhere and scored with `structure-bench score` on the public test split: NOT RE-RUN "
+    "(we cannot re-run their trainer on hidden instances), so never ranked and not comparable with the rows above. "
+    "Each names the sha256 of the file it scored; anyone holding the file can score it again."
+)
 UNRANKED_NOTE = "Submissions that are not ranked, and why: not verified, failed verification, stale or invalid."
 
 NO_BUDGET_ENTRY = "No submission is within the budget yet."
@@ -61,6 +67,7 @@ def cells_text(entry: dict[str, Any]) -> str:
 
 RANKING_HEADER = ["Rank", "Submission", "Method", "Mean task rank", "Tasks", "L0 / target", "Mean FVU"]
 REFERENCE_HEADER = ["Submission", "Method", "Tasks", "L0 / target", "Mean FVU"]
+UNVERIFIED_HEADER = ["Submission", "Task", "Cell", "Main score", "L0", "FVU", "Format", "File sha256"]
 UNRANKED_HEADER = ["Submission", "Method", "Status", "Why"]
 TASK_HEADER = ["#", "Submission", "Main score", f"{LEVEL:.0%} interval", "L0", "FVU", "Seeds"]
 
@@ -89,9 +96,23 @@ def reference_rows(board: Board) -> list[list[str]]:
     ]
 
 
+def unverified_rows(board: Board) -> list[list[str]]:
+    """Text cells of the unverified table (``UNVERIFIED_HEADER``): one row per scored file."""
+    rows = []
+    for entry in board.with_status(STATUS_UNVERIFIED):
+        for r in entry.document["records"]:
+            metrics, source = r["metrics"], r["provenance"]["source"]
+            rows.append([
+                entry.name, r["task"], f"w{r['cell']['n_latents']}-k{r['cell']['l0_target']}",
+                f"{metrics[r['main_score']]:.4f} ({r['main_score']})", f"{metrics['l0']:.2f}", f"{metrics['fvu']:.4f}",
+                str(source.get("format", "")), (dictionary_digest(r) or "")[:16],
+            ])
+    return rows
+
+
 def unranked_rows(board: Board) -> list[list[str]]:
     """Text cells of the not-ranked table (``UNRANKED_HEADER``)."""
-    shown = (STATUS_RANKED, STATUS_REFERENCE)
+    shown = (STATUS_RANKED, STATUS_REFERENCE, STATUS_UNVERIFIED)
     return [[e.name, e.spec, e.status, e.reason or ""] for e in board.entries.values() if e.status not in shown]
 
 

@@ -263,6 +263,11 @@ def verify(
     from structure_bench.runner import run
 
     document = read_submission(submission_path(board, name))
+    if document.get("unverified"):
+        raise StructureBenchError(
+            f"submission {name} is a dictionary trained elsewhere: there is no trainer to re-run on hidden instances, "
+            "so it stays on the board as an unverified entry (not re-run)"
+        )
     task_ids = tasks or list(document["tasks"])
     if sorted(t.rpartition(":")[2] for t in task_ids) != sorted(document["tasks"]):
         raise StructureBenchError(f"--tasks must name the submission's tasks: {', '.join(document['tasks'])}")
