@@ -297,7 +297,8 @@ def records_to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     rows = [Record.from_json(r, source=None).row() for r in records]
     frame = pd.DataFrame(rows, columns=ID_COLUMNS if not rows else None)
     metric_columns = [c for c in frame.columns if c not in ID_COLUMNS]
-    frame[metric_columns + ["main_score"]] = frame[metric_columns + ["main_score"]].astype(float)
+    # One cast of all the metric columns, then one consolidated frame (hundreds of latents/* columns).
+    frame = frame.astype({c: float for c in metric_columns + ["main_score"]}).copy()
     keys = ["task", "site", "method", "n_latents", "l0_target", "seed"]
     return frame.sort_values(keys).reset_index(drop=True)
 
