@@ -8,6 +8,7 @@ from pathlib import Path
 
 import mini_pizza  # noqa: F401  (registers mini-pizza-v1)
 import numpy as np
+import pandas as pd
 import pytest
 import toy_task  # noqa: F401  (registers toy-v1)
 
@@ -17,6 +18,7 @@ from structure_bench.report import write_report
 from structure_bench.planning import plan
 from structure_bench.results import CODES_DIR
 from structure_bench.runner import run
+from structure_bench.structures import Directions, Subspaces
 from structure_bench.task import Cell
 
 pytest.importorskip("matplotlib")
@@ -26,22 +28,51 @@ PIZZA_KINDS = ("pizza-ab", "pizza-cd", "pizza-phases")
 
 
 class ReportParser(HTMLParser):
-    """Collects every src/href and the (kind, section, method) of every <figure>."""
+    """Collects every src/href, the (kind, section, method) of every <figure>, the page's outline
+    in order (("answers", None) where the answers block opens, ("answer", section) for each of its
+    subsections, ("contents", None), ("section", anchor) for each section's heading), and per
+    answer its sentences (<li>) and the kinds of its figures."""
 
     def __init__(self) -> None:
         super().__init__()
         self.links: list[str] = []
         self.figures: Counter[tuple[str, str, str | None]] = Counter()
         self.text: list[str] = []
+        self.outline: list[tuple[str, str | None]] = []
+        self.answers: dict[str, dict[str, list[str]]] = {}
+        self.answer: dict[str, list[str]] | None = None  # the answer being read
+        self.in_item = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         found = dict(attrs)
         self.links += [value or "" for name, value in attrs if name in ("src", "href")]
         if tag == "figure":
             self.figures[(found["data-kind"], found["data-section"], found.get("data-method"))] += 1
+            if self.answer is not None:
+                self.answer["figures"].append(found["data-kind"])
+        elif tag == "section" and found.get("id") == "answers":
+            self.outline.append(("answers", None))
+        elif tag == "section" and found.get("class") == "answer":
+            self.outline.append(("answer", found["data-section"]))
+            self.answer = self.answers[found["data-section"]] = {"sentences": [], "figures": []}
+        elif tag == "nav":
+            self.outline.append(("contents", None))
+        elif tag == "h2" and found.get("id"):
+            self.outline.append(("section", found["id"]))
+        elif tag == "li" and self.answer is not None:
+            self.answer["sentences"].append("")
+            self.in_item = True
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "section":
+            self.answer = None
+        elif tag == "li":
+            self.in_item = False
 
     def handle_data(self, data: str) -> None:
         self.text.append(data)
+        if self.in_item:
+            self.answer["sentences"][-1] += data
 
 
 def parse(path: Path) -> ReportParser:
@@ -65,7 +96,7 @@ def test_run_with_plots_writes_a_self_contained_report(tmp_path: Path) -> None:
 
     assert report.links, "the report has images"
     for link in report.links:
-        assert link.startswith(("data:image/png;base64,", "#")), link[:60]
+        assert link.startswith(("data:image/webp;base64,", "#")), link[:60]
     assert "http://" not in (out / "report.html").read_text() and "https://" not in (out / "report.html").read_text()
 
     for section in ("toy-v1 / hidden", "mini-pizza-v1 / hidden"):
@@ -132,3 +163,55 @@ def test_plane_panel_without_latents_is_drawn() -> None:
         points, None, np.zeros((1, 4, 2)), [np.array([], dtype=int)], ["plane 0"], ("x", "y"), "no latents"
     )
     assert len(figure.axes) == 1
+
+
+def test_finding_sentence_says_the_numbers_of_the_showcase_cell() -> None:
+    from structure_bench.report.answers import answer_numbers, class_phrases, finding_sentence, shown_numbers
+
+    cell = Cell(256, 3)
+    ids = {"method": ["sae", "sae", "pca", "failed"], "n_latents": [256, 64, 256, 256], "l0_target": 3}
+    summary = pd.DataFrame(ids | {
+        "task": "t", "site": "hidden", "main_score_name": "frequencies/subspace_f", "main_score": [0.436, 0.9, 0.2, np.nan],
+        "main_score_norm": [0.44, 0.91, np.nan, np.nan], "fvu": [0.143, 0.5, 0.3, np.nan], "l0": [3.0, 3.0, 256.0, np.nan],
+        "dead_fraction": [0.25, 0.0, 0.0, np.nan],
+    })
+    profiles = pd.DataFrame(ids | {"neurons/mcc": [0.12, 0.95, 0.3, np.nan], "frequencies/purity": [0.58, 0.1, 0.2, np.nan],
+                                   "frequencies/subspace_f": [0.436, 0.9, 0.2, np.nan]})
+    shares = {"dead": [0, 0, 0], "aligned": [0, 1, 0], "dense": [0.03, 0, 1], "tile": [0, 0, 0], "pure": [0.26, 0, 0],
+              "mixture": [0.71, 0, 0]}
+    latents = pd.DataFrame({"method": ["sae", "sae", "pca"], "n_latents": [256, 64, 256], "l0_target": 3}
+                           | {f"var[{name}]": values for name, values in shares.items()} | {"fvu_omp": [0.098, 0.4, np.nan]})
+    eye = np.eye(4)
+    phrases = class_phrases({"neurons": Directions("neurons", eye), "frequencies": Subspaces("frequencies", [eye[:2], eye[2:]])})
+    numbers = answer_numbers(summary, profiles, latents, ["neurons/mcc", "frequencies/purity", "frequencies/subspace_f"], cell)
+    assert list(numbers.method) == ["failed", "pca", "sae"]
+    failed, pca, sae = (finding_sentence(row, "frequencies/subspace_f", phrases) for _, row in numbers.iterrows())
+
+    assert sae == (
+        "sae: 71% of the code variance in latents mixed across parts of frequencies, 26% in latents pure in one part "
+        "of frequencies; 25% of the latents dead; frequencies/subspace_f 0.436 (normalised 0.44); highest other "
+        "profile score frequencies/purity 0.58; FVU 0.143 at L0 3 (OMP codes on its decoder at L0 3: 0.098)."
+    )
+    assert "3%" not in sae and "0.95" not in sae  # a class under 5% and the other cell's numbers stay out
+    assert pca.startswith("pca: 100% of the code variance in dense latents")
+    assert "normalised" not in pca and "OMP" not in pca and "dead" not in pca  # NaN and zero are left out
+    assert failed == "failed: no successful fit at this cell."
+    shown = shown_numbers(numbers, "frequencies/subspace_f")
+    assert "frequencies/subspace_f" in shown.columns and "l0_target" not in shown.columns
+    assert {"var[dense]", "var[pure]", "var[mixture]"} <= set(shown.columns)
+    assert not {"var[dead]", "var[aligned]", "var[tile]"} & set(shown.columns)
+
+
+def test_the_page_answers_first_one_subsection_per_task_and_site(tmp_path: Path) -> None:
+    methods = ["oracle", "toy_task:LeastSquares"]
+    run(plan(["toy-v1", "mini-pizza-v1"], methods, seeds=[0]), tmp_path, progress=False, save_codes=True)
+    report = parse(write_report(tmp_path))
+    assert [kind for kind, _ in report.outline] == ["answers", "answer", "answer", "contents", "section", "section"]
+    assert set(report.answers) == {"toy-v1 / hidden", "mini-pizza-v1 / hidden"}
+    for section, answer in report.answers.items():
+        assert [sentence.split(": ")[0] for sentence in answer["sentences"]] == methods
+        assert all("FVU" in sentence for sentence in answer["sentences"])
+        assert answer["figures"] == ["latent-classes"]
+        assert report.figures[("latent-classes", section, None)] == 1  # drawn once: the section links to it
+    pizza = report.answers["mini-pizza-v1 / hidden"]["sentences"]
+    assert "of the code variance in latents aligned with one of the neurons directions" in pizza[0]

@@ -1,12 +1,14 @@
 """The HTML report of a results directory: tables and figures of what the latents found.
 
 ``write_report(results_dir)`` reads the records, decoders and (when ``run --plots`` saved them)
-the codes of every sample, and writes one self-contained HTML file. Per (task, site): the summary
-and profile tables, metric-versus-L0 and -width frontiers, the profile as bars, and per method
-(at one showcase cell, first seed) the latents against the ground truth, plus the figures of the
-task's kind: latents over the (a, b) and (c, a - b) grids of modular-arithmetic tasks,
-decoders against neuron phases where neurons carry a frequency and phase (the pizzas), latents on
-true circles (2-D subspaces) and on the manifold task's curve.
+the codes of every sample, and writes one self-contained HTML file. It opens with what each
+method found, per (task, site): a sentence per method from its latent classes and profile
+(``report/answers.py``), the one figure that shows it and the numbers behind them. Then per
+(task, site): the summary and profile tables, metric-versus-L0 and -width frontiers, the profile
+as bars, and per method (at one showcase cell, first seed) the latents against the ground truth,
+plus the figures of the task's kind: latents over the (a, b) and (c, a - b) grids of
+modular-arithmetic tasks, decoders against neuron phases where neurons carry a frequency and phase
+(the pizzas), latents on true circles (2-D subspaces) and on the manifold task's curve.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from structure_bench.errors import StructureBenchError
+from structure_bench.report.answers import answer_numbers, class_phrases, finding_sentence, shown_numbers
 from structure_bench.report.curves import circle_figures, curve_figures
 from structure_bench.report.figures import (
     FigureSpec,
@@ -28,7 +31,7 @@ from structure_bench.report.figures import (
     require_matplotlib,
     similarity_figure,
 )
-from structure_bench.report.html import Section, render_page
+from structure_bench.report.html import Answer, Section, render_page
 from structure_bench.report.pizza import pizza_figures
 from structure_bench.results import CODES_DIR, load_results, write_text
 from structure_bench.registry import load_task
@@ -42,6 +45,9 @@ TASK_FIGURES: tuple[Callable[[Task, str, np.ndarray, "np.ndarray | None", str], 
     pizza_figures, circle_figures, curve_figures,
 )
 NOT_SCORES = ("fvu", "l0")  # profile columns that are not on a 0-1 scale
+# The figure of a section's answer: the first of these kinds it has (latent classes show best what
+# the latents are; the profile what they align with; the frontier is always drawn).
+ANSWER_FIGURES = ("latent-classes", "profile", "frontier")
 
 
 def showcase_cell(rows: pd.DataFrame, task: Task, site: str) -> Cell:
@@ -87,22 +93,25 @@ def add_method_figures(
 
 
 def task_section(results_dir: Path, frame: pd.DataFrame, summary: pd.DataFrame, task_id: str, site: str) -> Section:
-    """Tables and figures of one (task, site)."""
+    """Tables and figures of one (task, site), and its answer: what each method found at the
+    showcase cell (without a successful fit or the task, the reason why)."""
     rows = frame[(frame.task == task_id) & (frame.site == site)]
     table = summary[(summary.task == task_id) & (summary.site == site)]
+    main_score = table.main_score_name.iloc[0]
     section = Section(f"{task_id} / {site}")
-    section.tables[f"summary: main score {table.main_score_name.iloc[0]} (norm: random 0, oracle 1)"] = table.drop(
+    section.tables[f"summary: main score {main_score} (norm: random 0, oracle 1)"] = table.drop(
         columns=["task", "site", "main_score_name"]
     )
     colours = method_colours(sorted(frame.method.unique()))
     section.add_figure(FigureSpec(
         "frontier", "main score and FVU against achieved L0, and main score against width (means over seeds)",
-        frontier(table, colours, f"{task_id}/{site}: frontiers across methods", table.main_score_name.iloc[0]),
+        frontier(table, colours, f"{task_id}/{site}: frontiers across methods", main_score),
     ))
     try:
         task = load_task(task_id)
     except StructureBenchError as exc:
         section.notes.append(f"figures from the ground truth skipped: {exc}")
+        section.set_answer(Answer(None, section.notes[-1:], pd.DataFrame()), ANSWER_FIGURES)
         return section
     if set(rows.task_identity) != {task.identity}:
         section.notes.append(
@@ -111,11 +120,13 @@ def task_section(results_dir: Path, frame: pd.DataFrame, summary: pd.DataFrame, 
         )
     if not ((rows.status == "ok") & rows.decoder_file.notna()).any():
         section.notes.append("no successful fit: no per-method figures")
+        section.set_answer(Answer(None, section.notes[-1:], pd.DataFrame()), ANSWER_FIGURES)
         return section
     profiles = profile(frame, task_id, site)
     section.tables["profile: what do the latents align with? (means over seeds)"] = profiles
     cell = showcase_cell(rows, task, site)
-    columns = [c for c in profile_columns(profiles, task.structures(site, "test")) if c not in NOT_SCORES]
+    structures = task.structures(site, "test")
+    columns = [c for c in profile_columns(profiles, structures) if c not in NOT_SCORES]
     at_cell = profiles[(profiles.n_latents == cell.n_latents) & (profiles.l0_target == cell.l0_target)]
     section.add_figure(FigureSpec(
         "profile", f"eta^2 of each candidate variable, purity of each structure, MCC and task metrics at {cell.name}",
@@ -130,6 +141,10 @@ def task_section(results_dir: Path, frame: pd.DataFrame, summary: pd.DataFrame, 
             "latent-classes", f"share of each method's code variance per latent class at {cell.name}",
             class_bars(at_cell, f"{task_id}/{site} at {cell.name}: what the latents are"),
         ))
+    numbers = answer_numbers(table, profiles, latents, columns, cell)
+    phrases = class_phrases(structures)
+    sentences = [finding_sentence(row, main_score, phrases) for _, row in numbers.iterrows()]
+    section.set_answer(Answer(cell, sentences, shown_numbers(numbers, main_score)), ANSWER_FIGURES)
     without_codes = add_method_figures(section, results_dir, rows, task, site, cell)
     if without_codes:
         section.notes.append(
