@@ -36,9 +36,10 @@ class Entry:
         trained elsewhere, scored on the public test split: shown apart, marked not re-run), "FAILED" (the re-run did not
         reproduce, or the verification is broken), "not verified", "stale" (made on another
         version of a task) or "refused" (the file itself is invalid).
-    reason : why an entry is not ranked (None when it is verified or a reference).
+    reason : why an entry is not ranked (None when it is verified, a reference or unverified: its
+        status says why).
     frame : the verifier's re-run records it is ranked by (``Verification.ranked``, public task ids);
-        empty unless verified or a reference (an unverified entry's rows are its own records).
+        empty unless verified or a reference (the unverified table reads an entry's own records).
     """
 
     name: str
@@ -85,7 +86,8 @@ def _first(problems: list[str]) -> str:
 
 
 def _entry(board: Path, document: dict[str, Any], identities: dict[str, str]) -> Entry:
-    """Judge one readable submission: stale, not verified, failed, or verified (a reference or not)."""
+    """Judge one readable submission: stale, unverified (trained elsewhere), not verified, failed,
+    or verified (a reference or not)."""
     empty = pd.DataFrame()
     name = document["name"]
     stale = [t for t, e in document["tasks"].items() if t in identities and e["identity"] != identities[t]]
