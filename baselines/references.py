@@ -13,22 +13,45 @@ reference rows. Each is built at its own size (``reference_size``), whatever the
   (2p of them): the mean training activation at that point, inside the frequency's part. Each
   sample is coded by the atom of each frequency that best fits it, with its least-squares scale:
   exactly one latent per frequency.
+- ``tiles`` (H3 beyond modular addition: arc tiles on a circle, tiles along a curve): each part of
+  the site's first Subspaces structure that is mostly a function of one circular or scalar
+  variable (its coordinates' variance-weighted, bias-corrected eta^2 against the variable's bins
+  at least ``TILED_SHARE``) gets one atom per occupied bin: the mean training activation there,
+  inside the part. A tile fires when the sample's least-squares scale on the part's best atom is at
+  least ``ON_SCALE``: one latent per part that is on. Every other part keeps subspace-pca's
+  directions and dense codes, so ``tiles`` and ``subspace-pca`` differ in the tiled parts alone.
+- ``absorbed`` (feature absorption on a hierarchy, Chanin et al. 2024): parents and roots keep
+  their true directions; each child's atom is the mean training activation of it with its parent
+  (unit length), so it has absorbed the parent. A parent and its children form one family, of which
+  at most one latent fires: the codes come from a pursuit that adds, per step, the atom most
+  correlated with the residual among the families not yet used, refits the chosen atoms by least
+  squares, and stops when the best code is below half the smallest true magnitude.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from structure_bench.errors import MethodError
+from structure_bench.kinds.hierarchy import Hierarchy
 from structure_bench.metrics.latents import curves, home_structure
 from structure_bench.metrics.reconstruction import principal_dimensions
-from structure_bench.structures import Structure, Subspaces
+from structure_bench.metrics.variables import adjusted_eta2, eta2_per_latent, group_index
+from structure_bench.structures import Structure, Subspaces, Variables
 from structure_bench_baselines.calibration import FixedDictionary, Oracle
 
 # subspace-pca keeps the principal directions of a part that carry all but this share of its variance.
 PART_VARIANCE = 0.999
+# tiles: a part is tiled by the circular or scalar variable that explains the largest share of its
+# variance when that share is at least TILED_SHARE; a tile fires at a least-squares scale of at
+# least ON_SCALE (its atom is the mean activation at its bin, so an "on" sample's scale is near 1,
+# an "off" part's near 0).
+TILED_SHARE = 0.5
+ON_SCALE = 0.5
 
 
 def _subspaces(structures: Mapping[str, Structure]) -> Subspaces | None:
@@ -111,11 +134,7 @@ class CurveTiles(FixedDictionary):
         X = np.asarray(X, dtype=np.float64)
         atoms, self.blocks_ = [], []
         for g, curve in found.items():
-            projector = home.bases[g].T @ home.bases[g]  # [d, d] onto the frequency's part
-            means = np.zeros((curve.n_points, X.shape[1]))
-            np.add.at(means, curve.points, X @ projector)
-            counts = np.bincount(curve.points, minlength=curve.n_points)
-            means /= np.maximum(counts, 1)[:, None]
+            means = _level_means(X @ (home.bases[g].T @ home.bases[g]), curve.points, curve.n_points)
             self.blocks_.append(slice(sum(len(a) for a in atoms), sum(len(a) for a in atoms) + curve.n_points))
             atoms.append(means)
         dictionary = np.vstack(atoms)
@@ -133,9 +152,206 @@ class CurveTiles(FixedDictionary):
         codes = np.zeros((len(residual), self.n_latents))
         rows = np.arange(len(residual))
         for block in self.blocks_:
-            atoms = self.decoder_[block]
-            norms = np.maximum((atoms**2).sum(axis=1), 1e-300)
-            fit = residual @ atoms.T  # [n, n_points]; atoms lie in the part, so this is its projection
-            best = np.argmax(fit**2 / norms, axis=1)
-            codes[rows, block.start + best] = fit[rows, best] / norms[best]
+            best, scale = _best_atoms(residual, self.decoder_[block], signed=True)
+            codes[rows, block.start + best] = scale
         return codes
+
+
+def _level_means(inside: np.ndarray, levels: np.ndarray, n_levels: int) -> np.ndarray:
+    """[n_levels, d]: per level, the mean of inside [n, d] over its samples (levels [n] in
+    [0, n_levels), -1 for a sample at none; a row of 0 for a level without samples)."""
+    at = levels >= 0
+    means = np.zeros((n_levels, inside.shape[1]))
+    np.add.at(means, levels[at], inside[at])
+    return means / np.maximum(np.bincount(levels[at], minlength=n_levels), 1)[:, None]
+
+
+def _best_atoms(residual: np.ndarray, atoms: np.ndarray, signed: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(best [n], scale [n]): per row of residual [n, d], the atom of atoms [m, d] whose
+    least-squares multiple explains the most of it (with signed False, positive multiples only), and
+    that multiple. The atoms lie in one part, so residual @ atoms.T is the part's projection."""
+    norms = np.maximum((atoms**2).sum(axis=1), 1e-300)
+    fit = residual @ atoms.T  # [n, m]
+    best = np.argmax((fit if signed else np.maximum(fit, 0.0)) ** 2 / norms, axis=1)
+    rows = np.arange(len(residual))
+    return best, fit[rows, best] / norms[best]
+
+
+def _variable_bins(values: pd.Series, kind: str) -> np.ndarray:
+    """int [n]: each sample's bin of a circular or scalar variable (``group_index``), -1 where it is
+    undefined (NaN: an off circle has no angle)."""
+    defined = values.notna().to_numpy()
+    bins = np.full(len(values), -1)
+    bins[defined] = group_index(values[defined], kind)
+    return bins
+
+
+def _tiling_share(inside: np.ndarray, bins: np.ndarray) -> float:
+    """The variance-weighted, bias-corrected eta^2 of the coordinates inside [n, r] against bins [n]
+    (undefined samples, -1, form one more group): how far the part is a function of the variable."""
+    groups = pd.factorize(bins, sort=True)[0]
+    variance = inside.var(axis=0)
+    if not variance.sum() > 0:
+        return 0.0
+    eta2 = np.nan_to_num(adjusted_eta2(eta2_per_latent(inside, groups), len(inside), int(groups.max()) + 1))
+    return float(variance @ eta2 / variance.sum())
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One part of the tiles dictionary: its basis [r_g, d], its rows [r, d], the variable tiling
+    it (None: dense directions) and the largest share of it one variable explains."""
+
+    basis: np.ndarray
+    rows: np.ndarray
+    variable: str | None
+    share: float
+
+
+def _tiles_parts(X: np.ndarray, structures: Mapping[str, Structure]) -> list[_Part]:
+    """Per part of the site's first Subspaces: its tiles (when a circular or scalar variable explains
+    at least TILED_SHARE of it: one atom per occupied bin) or else subspace-pca's directions."""
+    parts = _subspaces(structures)
+    variables = next((s for s in structures.values() if isinstance(s, Variables)), None)
+    candidates = {} if variables is None else {
+        column: _variable_bins(variables.values[column], kind)
+        for column, kind in variables.kinds.items() if kind in ("circular", "scalar")
+    }
+    found = []
+    for basis in parts.bases:
+        projector = basis.T @ basis
+        shares = {column: _tiling_share(X @ basis.T, bins) for column, bins in candidates.items()}
+        column = max(shares, key=shares.get, default=None)
+        if column is None or shares[column] < TILED_SHARE:
+            found.append(_Part(basis, _part_components(X, basis), None, max(shares.values(), default=0.0)))
+            continue
+        bins = candidates[column]
+        occupied = np.flatnonzero(np.bincount(bins[bins >= 0]))
+        means = _level_means(X @ projector, bins, int(bins.max()) + 1)
+        found.append(_Part(basis, means[occupied], column, shares[column]))
+    return found
+
+
+class Tiles(FixedDictionary):
+    """H3 on circles and curves: each part that one variable determines is tiled along it; one
+    latent fires per part that is on; the other parts keep dense principal directions."""
+
+    uses_ground_truth = True
+
+    @classmethod
+    def not_applicable(cls, X: np.ndarray, structures: dict) -> str | None:
+        if _subspaces(structures) is None:
+            return "it needs a Subspaces structure at the site"
+        variables = next((s for s in structures.values() if isinstance(s, Variables)), None)
+        if variables is None or not {"circular", "scalar"} & set(variables.kinds.values()):
+            return "it needs a circular or scalar variable at the site"
+        parts = _tiles_parts(np.asarray(X, dtype=np.float64), structures)
+        if not any(part.variable for part in parts):
+            best = max(part.share for part in parts)
+            return f"no part is mostly a function of one circular or scalar variable (largest share {best:.2f} < {TILED_SHARE})"
+        return None
+
+    @classmethod
+    def reference_size(cls, X: np.ndarray, truth: Structure, structures: dict) -> int:
+        return sum(len(part.rows) for part in _tiles_parts(np.asarray(X, dtype=np.float64), structures))
+
+    def fit(self, X: np.ndarray, truth: Structure | None = None, structures: dict | None = None) -> Tiles:
+        """X : [n_samples, d]; structures : the site's train structures (the first Subspaces, the
+        first Variables). The parts are taken as mutually orthogonal, as on circles-v1 and manifold-v1."""
+        X = np.asarray(X, dtype=np.float64)
+        reason = self.not_applicable(X, structures or {})
+        if reason:
+            raise MethodError(f"tiles: {reason}")
+        parts = _tiles_parts(X, structures)
+        self.decoder_ = np.vstack([part.rows for part in parts])
+        if len(self.decoder_) != self.n_latents:
+            raise MethodError(f"tiles: n_latents={self.n_latents} but the parts give {len(self.decoder_)} rows")
+        starts = np.cumsum([0, *(len(part.rows) for part in parts)])
+        self.blocks_ = [slice(a, b) for a, b, part in zip(starts, starts[1:], parts) if part.variable]
+        self.tiled_by_ = [part.variable for part in parts]
+        self.dense_ = np.concatenate([np.arange(a, b) for a, b, part in zip(starts, starts[1:], parts) if not part.variable] or [np.zeros(0, int)])
+        dense = self.decoder_[self.dense_]
+        self._pinv = np.linalg.pinv(dense) if len(dense) else np.zeros((X.shape[1], 0))
+        # The mean outside the tiled parts and the dense rows' span: no latent can give it.
+        mean = X.mean(axis=0)
+        inside = sum(part.basis.T @ part.basis for part in parts if part.variable)
+        self.decoder_bias_ = mean - mean @ inside - (mean @ self._pinv) @ dense
+        return self
+
+    def encode(self, X: np.ndarray) -> np.ndarray:
+        """Codes [n_samples, n_latents]: per tiled part, the scale of its best atom when at least
+        ON_SCALE (0 elsewhere); the dense parts' least-squares coordinates."""
+        residual = np.asarray(X, dtype=np.float64) - self.decoder_bias_
+        codes = np.zeros((len(residual), self.n_latents))
+        codes[:, self.dense_] = residual @ self._pinv
+        rows = np.arange(len(residual))
+        for block in self.blocks_:
+            best, scale = _best_atoms(residual, self.decoder_[block], signed=False)
+            codes[rows, block.start + best] = np.where(scale >= ON_SCALE, scale, 0.0)
+        return codes
+
+
+def _hierarchy(structures: Mapping[str, Structure], truth: Structure | None = None) -> Hierarchy | None:
+    found = [s for s in [truth, *structures.values()] if isinstance(s, Hierarchy)]
+    return next((s for s in found if np.any(s.labels["parent"].to_numpy() >= 0)), None)
+
+
+class Absorbed(FixedDictionary):
+    """Absorption realised: child atoms carry their parent, and one latent per family fires."""
+
+    uses_ground_truth = True
+
+    @classmethod
+    def not_applicable(cls, X: np.ndarray, structures: dict) -> str | None:
+        return None if _hierarchy(structures) is not None else "it needs a Hierarchy with parents at the site"
+
+    def fit(self, X: np.ndarray, truth: Structure | None = None, structures: dict | None = None) -> Absorbed:
+        """X : [n_samples, d]; truth : the site's Hierarchy (directions, coefficients [n_samples, m]
+        of the training split, labels with ``parent``)."""
+        hierarchy = _hierarchy(structures or {}, truth)
+        if hierarchy is None or hierarchy.coefficients is None:
+            raise MethodError("absorbed needs a Hierarchy with parents and coefficients at the site")
+        if hierarchy.size != self.n_latents:
+            raise MethodError(f"absorbed: n_latents={self.n_latents} but the hierarchy has {hierarchy.size} features")
+        parents, A, G = hierarchy.labels["parent"].to_numpy(), hierarchy.coefficients, hierarchy.vectors
+        atoms = G.copy()
+        for child in np.flatnonzero(parents >= 0):
+            both = (A[:, child] > 0) & (A[:, parents[child]] > 0)
+            if both.any():
+                mean = A[both][:, [child, parents[child]]].mean(axis=0) @ G[[child, parents[child]]]
+                atoms[child] = mean / np.linalg.norm(mean)
+        self.families_ = np.where(parents >= 0, parents, np.arange(len(parents)))  # [m] family = top feature
+        self.threshold_ = 0.5 * float(A[A > 0].min())
+        self._use_dictionary(atoms, X)
+        return self
+
+    def encode(self, X: np.ndarray) -> np.ndarray:
+        """Codes [n_samples, n_latents] of the family-exclusive pursuit (module docstring)."""
+        residual = np.asarray(X, dtype=np.float64) - self.decoder_bias_
+        rows = np.arange(len(residual))
+        family_of = np.unique(self.families_, return_inverse=True)[1]  # [m] family index
+        members = np.eye(family_of.max() + 1, dtype=bool)[family_of]  # [m, n_families]
+        gram, projections = self.decoder_ @ self.decoder_.T, residual @ self.decoder_.T
+        selected = np.zeros(projections.shape, dtype=bool)
+        codes = np.zeros(projections.shape)
+        adding = np.ones(len(residual), dtype=bool)
+        for _ in range(members.shape[1]):
+            correlation = projections - codes @ gram  # the current residual's projections on the unit atoms
+            correlation[(selected @ members)[:, family_of]] = -np.inf
+            pick = np.argmax(correlation, axis=1)
+            trial = selected.copy()
+            trial[rows, pick] = True
+            refit = _masked_least_squares(gram, projections, trial)
+            adding &= np.isfinite(correlation[rows, pick]) & (refit[rows, pick] >= self.threshold_)
+            if not adding.any():
+                break
+            selected[adding], codes[adding] = trial[adding], refit[adding]
+        return codes
+
+
+def _masked_least_squares(gram: np.ndarray, projections: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """[n, m]: per sample, the least-squares codes on the atoms its mask [n, m] selects (0 on the
+    others), from the atoms' gram [m, m] and the sample's projections on them [n, m]."""
+    both = mask[:, :, None] & mask[:, None, :]
+    systems = np.where(both, gram[None], 0.0) + np.eye(len(gram))[None] * ~mask[:, None, :]
+    return np.linalg.solve(systems, (projections * mask)[:, :, None])[:, :, 0]

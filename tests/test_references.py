@@ -2,12 +2,18 @@
 implies on tasks whose structure is exact."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import structure_bench as sb
-from structure_bench.planning import plan
+from structure_bench.errors import MethodError
+from structure_bench.kinds.hierarchy import Hierarchy
 from structure_bench.methods import check_method
+from structure_bench.metrics.hierarchy import absorption_rate, matched_latents
+from structure_bench.metrics.variables import N_BINS
+from structure_bench.planning import plan
 from structure_bench_baselines.clustering import KMeansMethod
+from structure_bench_baselines.references import Absorbed, Tiles
 
 IDEAL = "pizza-ideal-v2"  # every neuron exactly ReLU(A (cos(w a + phi) + cos(w b + phi))), 3 key frequencies
 
@@ -68,3 +74,99 @@ def test_kmeans_meets_the_protocol_and_finds_separated_clusters():
     # Fewer distinct samples than latents: one centroid per distinct sample, the other latents never fire.
     few = KMeansMethod(n_latents=9, seed=0).fit(centres)
     assert few.model_.n_clusters == 5 and np.count_nonzero(few.encode(X).any(axis=0)) == 5
+
+
+def _circle_case(angles: np.ndarray, on: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """A unit circle in the plane (e0, e1), on where ``on``, plus an independent Gaussian along e2
+    (std 0.5): the structures tiles reads, a Subspaces of the two parts and the circle's angle."""
+    circle = on[:, None] * np.column_stack([np.cos(angles), np.sin(angles)])
+    X = np.column_stack([circle, rng.normal(scale=0.5, size=len(angles))])
+    eye = np.eye(3)
+    structures = {
+        "parts": sb.Subspaces("parts", [eye[:2], eye[2:]], ["circle", "other"]),
+        "angles": sb.Variables("angles", pd.DataFrame({"angle": np.where(on, angles, np.nan)}), {"angle": "circular"}),
+    }
+    return X, structures
+
+
+def _fit_tiles(X: np.ndarray, structures: dict) -> Tiles:
+    size = Tiles.reference_size(X, None, structures)
+    return Tiles(n_latents=size, l0_target=1).fit(X, structures=structures)
+
+
+def test_arc_tiles_leave_the_residual_derived_for_their_bins():
+    """Derived: with the angle uniform, the atom of each of the N_BINS = 24 bins points at the bin's
+    centre, so an on sample at offset delta from it keeps sin^2(delta) of its unit radius:
+    E[sin^2 delta] = (1 - sin(2h) / 2h) / 2 for h = pi / 24, 0.005692. Half the samples are on and
+    the other part (variance 0.25) is coded exactly by its direction, so FVU = 0.5 x 0.005692 / 0.75
+    and L0 = 0.5 (one tile per on sample) + 1 (the dense coordinate)."""
+    rng = np.random.default_rng(0)
+    n = 40000
+    X, structures = _circle_case(rng.uniform(0, 2 * np.pi, n), rng.random(n) < 0.5, rng)
+    method = _fit_tiles(X, structures)
+    assert method.tiled_by_ == ["angle", None] and method.n_latents == N_BINS + 1
+    codes = method.encode(X)
+    fvu = ((method.decode(codes) - X) ** 2).sum() / ((X - X.mean(axis=0)) ** 2).sum()
+    h = np.pi / N_BINS
+    assert fvu == pytest.approx(0.5 * (1 - np.sin(2 * h) / (2 * h)) / 2 / 0.75, rel=0.03)
+    on = ~np.isnan(structures["angles"].values["angle"].to_numpy())
+    tiles_firing = (codes[:, :N_BINS] != 0).sum(axis=1)
+    assert (tiles_firing == on).all() and (codes[:, :N_BINS] >= 0).all()
+
+
+def test_tiles_on_a_circle_of_seven_days_are_exact():
+    """Seven angles, seven atoms: each on sample is its atom, so the reconstruction is exact."""
+    rng = np.random.default_rng(1)
+    X, structures = _circle_case(2 * np.pi * rng.integers(0, 7, 5000) / 7, rng.random(5000) < 0.3, rng)
+    method = _fit_tiles(X, structures)
+    assert method.n_latents == 7 + 1
+    assert np.abs(method.decode(method.encode(X)) - X).max() < 1e-9
+
+
+def test_tiles_need_a_part_that_one_variable_determines():
+    """An angle that the activations ignore tiles nothing: the sweep leaves tiles out, saying why."""
+    rng = np.random.default_rng(2)
+    X, structures = _circle_case(rng.uniform(0, 2 * np.pi, 4000), np.ones(4000, dtype=bool), rng)
+    shuffled = structures["angles"].values.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    structures["angles"] = sb.Variables("angles", shuffled, {"angle": "circular"})
+    reason = Tiles.not_applicable(X, structures)
+    assert reason.startswith("no part is mostly a function of one circular or scalar variable")
+    with pytest.raises(MethodError, match="tiles: no part"):
+        Tiles(n_latents=3).fit(X, structures=structures)
+
+
+def test_tiles_tile_the_circles_and_the_curve_and_keep_the_linear_span_dense():
+    for task_id, tiled in (("circles-v1", ["angle0", "angle1", "angle2", "angle3", None]), ("manifold-v1", ["t", None])):
+        task = sb.make(task_id)
+        X, structures = task.activations("hidden", "train"), task.structures("hidden", "train")
+        assert _fit_tiles(X, structures).tiled_by_ == tiled
+        record = sb.evaluate("tiles", task_id, task.metadata.grid[0], seed=0)
+        assert record["status"] == "ok" and record["metrics"]["fvu"] < 0.01
+
+
+def test_absorbed_codes_one_latent_per_family_and_absorb_at_the_derived_rate():
+    """Derived on orthonormal features (a parent, its two children, a root), magnitudes U[0.5, 1.5]:
+    with parent and child on, the child's atom (v_p + v_c) / sqrt 2 wins over the parent's exactly
+    when a_c > (sqrt 2 - 1) a_p, so the absorption rate is 1 - P(a_c < (sqrt 2 - 1) a_p) =
+    1 - 0.017766; one latent fires per family that is on (L0 = 0.5 + 0.3); the residual is
+    (a_p - a_c)^2 / 2 where the child's atom wins and a_c^2 where the parent's does."""
+    rng = np.random.default_rng(0)
+    n = 60000
+    parent = rng.random(n) < 0.5
+    child = np.where(parent & (rng.random(n) < 0.8), rng.integers(1, 3, n), 0)
+    on = np.column_stack([parent, child == 1, child == 2, rng.random(n) < 0.3])
+    A = on * rng.uniform(0.5, 1.5, on.shape)
+    labels = pd.DataFrame({"parent": [-1, 0, 0, -1]})
+    truth = Hierarchy("features", np.eye(4), A, labels)
+    method = Absorbed(n_latents=4, l0_target=2).fit(A, truth=truth, structures={})
+    codes = method.encode(A)
+    fires = codes != 0
+    assert fires[:, 0].sum() + fires[:, 1:3].any(axis=1).sum() == parent.sum()  # never both in a family
+    assert fires.sum(axis=1).mean() == pytest.approx(on[:, [0, 3]].sum(axis=1).mean())
+    match = matched_latents(method.decoder_, fires, np.eye(4))
+    r = np.sqrt(2) - 1
+    assert absorption_rate(fires, A, labels["parent"].to_numpy(), match) == pytest.approx(1 - 0.017766, abs=0.003)
+    a_p, a_c = np.meshgrid(*2 * [np.linspace(0.5, 1.5, 2001)[:-1] + 0.00025], indexing="ij")
+    per_pair = np.where(a_c > r * a_p, (a_p - a_c) ** 2 / 2, a_c**2).mean()
+    residual = ((method.decode(codes) - A) ** 2).sum(axis=1).mean()
+    assert residual == pytest.approx((child > 0).mean() * per_pair, rel=0.03)
