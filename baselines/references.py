@@ -18,8 +18,10 @@ reference rows. Each is built at its own size (``reference_size``), whatever the
   variable (its coordinates' variance-weighted, bias-corrected eta^2 against the variable's bins
   at least ``TILED_SHARE``) gets one atom per occupied bin: the mean training activation there,
   inside the part. A tile fires when the sample's least-squares scale on the part's best atom is at
-  least ``ON_SCALE``: one latent per part that is on. Every other part keeps subspace-pca's
-  directions and dense codes, so ``tiles`` and ``subspace-pca`` differ in the tiled parts alone.
+  least ``ON_SCALE``: one latent per part that is on. Every other part keeps the true directions
+  that lie in it (a Directions structure of the site, e.g. circles-v1's linear features), coded by
+  their least-squares coordinates with those below half the smallest true magnitude set to 0, or,
+  where none lie in it, subspace-pca's directions with dense codes.
 - ``absorbed`` (feature absorption on a hierarchy, Chanin et al. 2024): parents and roots keep
   their true directions; each child's atom is the mean training activation of it with its parent
   (unit length), so it has absorbed the parent. A parent and its children form one family, of which
@@ -41,7 +43,7 @@ from structure_bench.kinds.hierarchy import Hierarchy
 from structure_bench.metrics.latents import curves, home_structure
 from structure_bench.metrics.reconstruction import principal_dimensions
 from structure_bench.metrics.variables import adjusted_eta2, eta2_per_latent, group_index
-from structure_bench.structures import Structure, Subspaces, Variables
+from structure_bench.structures import Directions, Structure, Subspaces, Variables
 from structure_bench_baselines.calibration import FixedDictionary, Oracle
 
 # subspace-pca keeps the principal directions of a part that carry all but this share of its variance.
@@ -200,12 +202,33 @@ def _tiling_share(inside: np.ndarray, bins: np.ndarray) -> float:
 @dataclass(frozen=True)
 class _Part:
     """One part of the tiles dictionary: its basis [r_g, d], its rows [r, d], the variable tiling
-    it (None: dense directions) and the largest share of it one variable explains."""
+    it (None: directions), the largest share of it one variable explains, and for true directions
+    the code below which their coordinates are set to 0 (0.0: dense principal directions)."""
 
     basis: np.ndarray
     rows: np.ndarray
     variable: str | None
     share: float
+    threshold: float = 0.0
+
+
+def _directions_in(basis: np.ndarray, structures: Mapping[str, Structure]) -> Directions | None:
+    """The first Directions structure with coefficients whose vectors all lie in the part spanned
+    by basis [r_g, d], or None."""
+    for structure in structures.values():
+        if isinstance(structure, Directions) and structure.coefficients is not None:
+            if np.allclose(np.linalg.norm(structure.vectors @ basis.T, axis=1), 1.0, atol=1e-6):
+                return structure
+    return None
+
+
+def _untiled(X: np.ndarray, basis: np.ndarray, share: float, structures: Mapping[str, Structure]) -> _Part:
+    """A part no variable tiles: its true directions (sparse codes), else its principal directions."""
+    truth = _directions_in(basis, structures)
+    if truth is None:
+        return _Part(basis, _part_components(X, basis), None, share)
+    magnitudes = truth.coefficients[truth.coefficients > 0]
+    return _Part(basis, truth.vectors, None, share, 0.5 * float(magnitudes.min()) if magnitudes.size else 0.0)
 
 
 def _tiles_parts(X: np.ndarray, structures: Mapping[str, Structure]) -> list[_Part]:
@@ -223,7 +246,7 @@ def _tiles_parts(X: np.ndarray, structures: Mapping[str, Structure]) -> list[_Pa
         shares = {column: _tiling_share(X @ basis.T, bins) for column, bins in candidates.items()}
         column = max(shares, key=shares.get, default=None)
         if column is None or shares[column] < TILED_SHARE:
-            found.append(_Part(basis, _part_components(X, basis), None, max(shares.values(), default=0.0)))
+            found.append(_untiled(X, basis, max(shares.values(), default=0.0), structures))
             continue
         bins = candidates[column]
         occupied = np.flatnonzero(np.bincount(bins[bins >= 0]))
@@ -234,7 +257,8 @@ def _tiles_parts(X: np.ndarray, structures: Mapping[str, Structure]) -> list[_Pa
 
 class Tiles(FixedDictionary):
     """H3 on circles and curves: each part that one variable determines is tiled along it; one
-    latent fires per part that is on; the other parts keep dense principal directions."""
+    latent fires per part that is on; the other parts keep their true directions (or principal
+    directions where the site has none there)."""
 
     uses_ground_truth = True
 
@@ -257,38 +281,70 @@ class Tiles(FixedDictionary):
 
     def fit(self, X: np.ndarray, truth: Structure | None = None, structures: dict | None = None) -> Tiles:
         """X : [n_samples, d]; structures : the site's train structures (the first Subspaces, the
-        first Variables). The parts are taken as mutually orthogonal, as on circles-v1 and manifold-v1."""
+        first Variables, Directions). The parts are taken as mutually orthogonal, as on circles-v1
+        and manifold-v1."""
         X = np.asarray(X, dtype=np.float64)
         reason = self.not_applicable(X, structures or {})
         if reason:
             raise MethodError(f"tiles: {reason}")
-        parts = _tiles_parts(X, structures)
-        self.decoder_ = np.vstack([part.rows for part in parts])
+        self.parts_ = _tiles_parts(X, structures)
+        self.decoder_ = np.vstack([part.rows for part in self.parts_])
         if len(self.decoder_) != self.n_latents:
             raise MethodError(f"tiles: n_latents={self.n_latents} but the parts give {len(self.decoder_)} rows")
-        starts = np.cumsum([0, *(len(part.rows) for part in parts)])
-        self.blocks_ = [slice(a, b) for a, b, part in zip(starts, starts[1:], parts) if part.variable]
-        self.tiled_by_ = [part.variable for part in parts]
-        self.dense_ = np.concatenate([np.arange(a, b) for a, b, part in zip(starts, starts[1:], parts) if not part.variable] or [np.zeros(0, int)])
-        dense = self.decoder_[self.dense_]
-        self._pinv = np.linalg.pinv(dense) if len(dense) else np.zeros((X.shape[1], 0))
-        # The mean outside the tiled parts and the dense rows' span: no latent can give it.
+        starts = np.cumsum([0, *(len(part.rows) for part in self.parts_)])
+        self.blocks_ = [slice(a, b) for a, b in zip(starts, starts[1:])]
+        self.tiled_by_ = [part.variable for part in self.parts_]
+        dense = [i for block, part in zip(self.blocks_, self.parts_) if not part.variable and not part.threshold
+                 for i in range(block.start, block.stop)]
+        self.dense_ = np.array(dense, dtype=np.int64)
+        self._pinv = np.linalg.pinv(self.decoder_[self.dense_]) if dense else np.zeros((X.shape[1], 0))
+        # The mean outside the tiled and pursued parts and the dense rows' span: no latent gives it.
         mean = X.mean(axis=0)
-        inside = sum(part.basis.T @ part.basis for part in parts if part.variable)
-        self.decoder_bias_ = mean - mean @ inside - (mean @ self._pinv) @ dense
+        outside = mean - sum(mean @ part.basis.T @ part.basis for part in self.parts_ if part.variable or part.threshold)
+        self.decoder_bias_ = outside - (outside @ self._pinv) @ self.decoder_[self.dense_]
         return self
 
     def encode(self, X: np.ndarray) -> np.ndarray:
         """Codes [n_samples, n_latents]: per tiled part, the scale of its best atom when at least
-        ON_SCALE (0 elsewhere); the dense parts' least-squares coordinates."""
+        ON_SCALE; per part of true directions, the pursuit's codes (``_pursuit``, one family per
+        direction); the principal directions' least-squares coordinates."""
         residual = np.asarray(X, dtype=np.float64) - self.decoder_bias_
         codes = np.zeros((len(residual), self.n_latents))
         codes[:, self.dense_] = residual @ self._pinv
         rows = np.arange(len(residual))
-        for block in self.blocks_:
-            best, scale = _best_atoms(residual, self.decoder_[block], signed=False)
-            codes[rows, block.start + best] = np.where(scale >= ON_SCALE, scale, 0.0)
+        for block, part in zip(self.blocks_, self.parts_):
+            inside = residual @ part.basis.T @ part.basis
+            if part.variable:
+                best, scale = _best_atoms(inside, part.rows, signed=False)
+                codes[rows, block.start + best] = np.where(scale >= ON_SCALE, scale, 0.0)
+            elif part.threshold:
+                codes[:, block] = _pursuit(inside, part.rows, np.arange(len(part.rows)), part.threshold)
         return codes
+
+
+def _pursuit(residual: np.ndarray, atoms: np.ndarray, families: np.ndarray, threshold: float) -> np.ndarray:
+    """Codes [n, m] of residual [n, d] on unit atoms [m, d]: per step, the atom most correlated with
+    what is left, among the families [m] (integer labels) not used yet, is added and the chosen
+    atoms are refitted by least squares; a sample stops when its new atom's code is below threshold."""
+    rows = np.arange(len(residual))
+    family_of = np.unique(families, return_inverse=True)[1]
+    members = np.eye(family_of.max() + 1, dtype=bool)[family_of]  # [m, n_families]
+    gram, projections = atoms @ atoms.T, residual @ atoms.T
+    selected = np.zeros(projections.shape, dtype=bool)
+    codes = np.zeros(projections.shape)
+    adding = np.ones(len(residual), dtype=bool)
+    for _ in range(members.shape[1]):
+        correlation = projections - codes @ gram  # what is left, projected on the unit atoms
+        correlation[(selected @ members)[:, family_of]] = -np.inf
+        pick = np.argmax(correlation, axis=1)
+        trial = selected.copy()
+        trial[rows, pick] = True
+        refit = _masked_least_squares(gram, projections, trial)
+        adding &= np.isfinite(correlation[rows, pick]) & (refit[rows, pick] >= threshold)
+        if not adding.any():
+            break
+        selected[adding], codes[adding] = trial[adding], refit[adding]
+    return codes
 
 
 def _hierarchy(structures: Mapping[str, Structure], truth: Structure | None = None) -> Hierarchy | None:
@@ -326,27 +382,9 @@ class Absorbed(FixedDictionary):
         return self
 
     def encode(self, X: np.ndarray) -> np.ndarray:
-        """Codes [n_samples, n_latents] of the family-exclusive pursuit (module docstring)."""
+        """Codes [n_samples, n_latents] of the family-exclusive pursuit (``_pursuit``)."""
         residual = np.asarray(X, dtype=np.float64) - self.decoder_bias_
-        rows = np.arange(len(residual))
-        family_of = np.unique(self.families_, return_inverse=True)[1]  # [m] family index
-        members = np.eye(family_of.max() + 1, dtype=bool)[family_of]  # [m, n_families]
-        gram, projections = self.decoder_ @ self.decoder_.T, residual @ self.decoder_.T
-        selected = np.zeros(projections.shape, dtype=bool)
-        codes = np.zeros(projections.shape)
-        adding = np.ones(len(residual), dtype=bool)
-        for _ in range(members.shape[1]):
-            correlation = projections - codes @ gram  # the current residual's projections on the unit atoms
-            correlation[(selected @ members)[:, family_of]] = -np.inf
-            pick = np.argmax(correlation, axis=1)
-            trial = selected.copy()
-            trial[rows, pick] = True
-            refit = _masked_least_squares(gram, projections, trial)
-            adding &= np.isfinite(correlation[rows, pick]) & (refit[rows, pick] >= self.threshold_)
-            if not adding.any():
-                break
-            selected[adding], codes[adding] = trial[adding], refit[adding]
-        return codes
+        return _pursuit(residual, self.decoder_, self.families_, self.threshold_)
 
 
 def _masked_least_squares(gram: np.ndarray, projections: np.ndarray, mask: np.ndarray) -> np.ndarray:

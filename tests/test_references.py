@@ -135,13 +135,20 @@ def test_tiles_need_a_part_that_one_variable_determines():
         Tiles(n_latents=3).fit(X, structures=structures)
 
 
-def test_tiles_tile_the_circles_and_the_curve_and_keep_the_linear_span_dense():
+def test_tiles_fire_once_per_circle_or_curve_that_is_on_and_once_per_linear_feature():
+    """circles-v1 and manifold-v1: the circles (the curve) are tiled by their angles (position);
+    the linear span keeps the true linear features, so L0 is the number of parts on plus the number
+    of linear features on (the truth's L0 counts a circle twice, two coordinates)."""
     for task_id, tiled in (("circles-v1", ["angle0", "angle1", "angle2", "angle3", None]), ("manifold-v1", ["t", None])):
         task = sb.make(task_id)
         X, structures = task.activations("hidden", "train"), task.structures("hidden", "train")
         assert _fit_tiles(X, structures).tiled_by_ == tiled
         record = sb.evaluate("tiles", task_id, task.metadata.grid[0], seed=0)
-        assert record["status"] == "ok" and record["metrics"]["fvu"] < 0.01
+        test = task.structures("hidden", "test")
+        parts = next(s for s in test.values() if isinstance(s, sb.Subspaces))
+        expected = (test["linear"].coefficients > 0).sum(axis=1).mean() + (parts.membership[:, :-1] > 0).sum(axis=1).mean()
+        assert record["status"] == "ok" and record["metrics"]["fvu"] < 0.005
+        assert record["metrics"]["l0"] == pytest.approx(expected, rel=0.02)
 
 
 def test_absorbed_codes_one_latent_per_family_and_absorb_at_the_derived_rate():
