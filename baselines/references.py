@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -231,21 +232,21 @@ def _untiled(X: np.ndarray, basis: np.ndarray, share: float, structures: Mapping
     return _Part(basis, truth.vectors, None, share, 0.5 * float(magnitudes.min()) if magnitudes.size else 0.0)
 
 
-def _tiles_parts(X: np.ndarray, structures: Mapping[str, Structure]) -> list[_Part]:
-    """Per part of the site's first Subspaces: its tiles (when a circular or scalar variable explains
-    at least TILED_SHARE of it: one atom per occupied bin) or else subspace-pca's directions."""
+def _tiles_parts(X: np.ndarray, structures: Mapping[str, Structure], kinds: tuple[str, ...], min_share: float) -> list[_Part]:
+    """Per part of the site's first Subspaces: its tiles (when a variable of one of these kinds
+    explains at least min_share of it: one atom per occupied bin or value) or else its true or
+    principal directions (``_untiled``)."""
     parts = _subspaces(structures)
     variables = next((s for s in structures.values() if isinstance(s, Variables)), None)
     candidates = {} if variables is None else {
-        column: _variable_bins(variables.values[column], kind)
-        for column, kind in variables.kinds.items() if kind in ("circular", "scalar")
+        column: _variable_bins(variables.values[column], kind) for column, kind in variables.kinds.items() if kind in kinds
     }
     found = []
     for basis in parts.bases:
         projector = basis.T @ basis
         shares = {column: _tiling_share(X @ basis.T, bins) for column, bins in candidates.items()}
         column = max(shares, key=shares.get, default=None)
-        if column is None or shares[column] < TILED_SHARE:
+        if column is None or shares[column] < min_share:
             found.append(_untiled(X, basis, max(shares.values(), default=0.0), structures))
             continue
         bins = candidates[column]
@@ -261,23 +262,31 @@ class Tiles(FixedDictionary):
     directions where the site has none there)."""
 
     uses_ground_truth = True
+    # The variables a part may be tiled by, and the share of it one must explain.
+    variable_kinds: ClassVar[tuple[str, ...]] = ("circular", "scalar")
+    min_share: ClassVar[float] = TILED_SHARE
+
+    @classmethod
+    def _parts(cls, X: np.ndarray, structures: Mapping[str, Structure]) -> list[_Part]:
+        return _tiles_parts(np.asarray(X, dtype=np.float64), structures, cls.variable_kinds, cls.min_share)
 
     @classmethod
     def not_applicable(cls, X: np.ndarray, structures: dict) -> str | None:
         if _subspaces(structures) is None:
             return "it needs a Subspaces structure at the site"
         variables = next((s for s in structures.values() if isinstance(s, Variables)), None)
-        if variables is None or not {"circular", "scalar"} & set(variables.kinds.values()):
-            return "it needs a circular or scalar variable at the site"
-        parts = _tiles_parts(np.asarray(X, dtype=np.float64), structures)
+        kinds = " or ".join(cls.variable_kinds)
+        if variables is None or not set(cls.variable_kinds) & set(variables.kinds.values()):
+            return f"it needs a {kinds} variable at the site"
+        parts = cls._parts(X, structures)
         if not any(part.variable for part in parts):
             best = max(part.share for part in parts)
-            return f"no part is mostly a function of one circular or scalar variable (largest share {best:.2f} < {TILED_SHARE})"
+            return f"no part is mostly a function of one {kinds} variable (largest share {best:.2f} < {cls.min_share})"
         return None
 
     @classmethod
     def reference_size(cls, X: np.ndarray, truth: Structure, structures: dict) -> int:
-        return sum(len(part.rows) for part in _tiles_parts(np.asarray(X, dtype=np.float64), structures))
+        return sum(len(part.rows) for part in cls._parts(X, structures))
 
     def fit(self, X: np.ndarray, truth: Structure | None = None, structures: dict | None = None) -> Tiles:
         """X : [n_samples, d]; structures : the site's train structures (the first Subspaces, the
@@ -287,7 +296,7 @@ class Tiles(FixedDictionary):
         reason = self.not_applicable(X, structures or {})
         if reason:
             raise MethodError(f"tiles: {reason}")
-        self.parts_ = _tiles_parts(X, structures)
+        self.parts_ = self._parts(X, structures)
         self.decoder_ = np.vstack([part.rows for part in self.parts_])
         if len(self.decoder_) != self.n_latents:
             raise MethodError(f"tiles: n_latents={self.n_latents} but the parts give {len(self.decoder_)} rows")
@@ -321,6 +330,22 @@ class Tiles(FixedDictionary):
                 codes[:, block] = _pursuit(inside, part.rows, np.arange(len(part.rows)), part.threshold)
         return codes
 
+
+
+class ElementTiles(Tiles):
+    """Group elements: each part tiled by the discrete variable (an input or the output element)
+    that explains the most of it, one atom per value, whatever that share; not on the modular
+    tasks, where ``curve-tiles`` tiles each frequency by its curve point."""
+
+    variable_kinds = ("discrete",)
+    min_share = 0.0
+
+    @classmethod
+    def not_applicable(cls, X: np.ndarray, structures: dict) -> str | None:
+        home = home_structure(structures)
+        if home is not None and curves(home, structures):
+            return "curve-tiles tiles the modular tasks by their curve points"
+        return super().not_applicable(X, structures)
 
 def _pursuit(residual: np.ndarray, atoms: np.ndarray, families: np.ndarray, threshold: float) -> np.ndarray:
     """Codes [n, m] of residual [n, d] on unit atoms [m, d]: per step, the atom most correlated with

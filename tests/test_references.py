@@ -13,7 +13,7 @@ from structure_bench.metrics.hierarchy import absorption_rate, matched_latents
 from structure_bench.metrics.variables import N_BINS
 from structure_bench.planning import plan
 from structure_bench_baselines.clustering import KMeansMethod
-from structure_bench_baselines.references import Absorbed, Tiles
+from structure_bench_baselines.references import Absorbed, ElementTiles, Tiles
 
 IDEAL = "pizza-ideal-v2"  # every neuron exactly ReLU(A (cos(w a + phi) + cos(w b + phi))), 3 key frequencies
 
@@ -149,6 +149,34 @@ def test_tiles_fire_once_per_circle_or_curve_that_is_on_and_once_per_linear_feat
         expected = (test["linear"].coefficients > 0).sum(axis=1).mean() + (parts.membership[:, :-1] > 0).sum(axis=1).mean()
         assert record["status"] == "ok" and record["metrics"]["fvu"] < 0.005
         assert record["metrics"]["l0"] == pytest.approx(expected, rel=0.02)
+
+
+def test_element_tiles_leave_what_the_other_input_adds():
+    """Derived: a part holding f(x) + g(y) on orthogonal axes, over every (x, y) pair once, with
+    f and g centred and Var f = 0.6, Var g = 0.4. x explains 0.6 of it, so the part is tiled by x;
+    the atom of x is f(x) (g averages to 0 over y), the best atom of a sample is its own x at scale 1,
+    and g(y) is left: FVU = 0.4 exactly, one latent per sample."""
+    rng = np.random.default_rng(0)
+    f, g = rng.normal(size=(6, 2)), rng.normal(size=(5, 2))
+    f, g = f - f.mean(axis=0), g - g.mean(axis=0)
+    f *= np.sqrt(0.6 / (f**2).sum(axis=1).mean())
+    g *= np.sqrt(0.4 / (g**2).sum(axis=1).mean())
+    x, y = np.repeat(np.arange(6), 5), np.tile(np.arange(5), 6)
+    X = np.column_stack([f[x], g[y]])
+    structures = {
+        "part": sb.Subspaces("part", [np.eye(4)], ["all"]),
+        "inputs": sb.Variables("inputs", pd.DataFrame({"x": x, "y": y}), {"x": "discrete", "y": "discrete"}),
+    }
+    method = ElementTiles(n_latents=ElementTiles.reference_size(X, None, structures), l0_target=1).fit(X, structures=structures)
+    assert method.tiled_by_ == ["x"] and method.n_latents == 6
+    codes = method.encode(X)
+    np.testing.assert_allclose(codes.sum(axis=1), 1.0, atol=1e-12)
+    assert (np.count_nonzero(codes, axis=1) == 1).all()
+    fvu = ((method.decode(codes) - X) ** 2).sum() / ((X - X.mean(axis=0)) ** 2).sum()
+    assert fvu == pytest.approx(0.4, abs=1e-12)
+    assert ElementTiles.not_applicable(X, {"part": structures["part"]}) == "it needs a discrete variable at the site"
+    with pytest.warns(UserWarning, match="element-tiles left out on pizza-ideal-v2/hidden: curve-tiles tiles"):
+        assert not plan([IDEAL], ["element-tiles"], [0])
 
 
 def test_absorbed_codes_one_latent_per_family_and_absorb_at_the_derived_rate():
