@@ -20,8 +20,11 @@ reference rows. Each is built at its own size (``reference_size``), whatever the
   inside the part. A tile fires when the sample's least-squares scale on the part's best atom is at
   least ``ON_SCALE``: one latent per part that is on. Every other part keeps the true directions
   that lie in it (a Directions structure of the site, e.g. circles-v1's linear features), coded by
-  their least-squares coordinates with those below half the smallest true magnitude set to 0, or,
-  where none lie in it, subspace-pca's directions with dense codes.
+  the pursuit below with one family per direction, or, where none lie in it, subspace-pca's
+  directions with dense codes.
+- ``element-tiles`` (group elements): the same, with each part tiled by the discrete variable (an
+  input or the output element) that explains the most of it, whatever that share; off the
+  modular tasks, where ``curve-tiles`` is the tiling.
 - ``absorbed`` (feature absorption on a hierarchy, Chanin et al. 2024): parents and roots keep
   their true directions; each child's atom is the mean training activation of it with its parent
   (unit length), so it has absorbed the parent. A parent and its children form one family, of which
@@ -50,7 +53,7 @@ from structure_bench_baselines.calibration import FixedDictionary, Oracle
 # subspace-pca keeps the principal directions of a part that carry all but this share of its variance.
 PART_VARIANCE = 0.999
 # tiles: a part is tiled by the circular or scalar variable that explains the largest share of its
-# variance when that share is at least TILED_SHARE; a tile fires at a least-squares scale of at
+# variance when that share is at least TILED_SHARE (element-tiles: any share); a tile fires at a least-squares scale of at
 # least ON_SCALE (its atom is the mean activation at its bin, so an "on" sample's scale is near 1,
 # an "off" part's near 0).
 TILED_SHARE = 0.5
@@ -181,8 +184,8 @@ def _best_atoms(residual: np.ndarray, atoms: np.ndarray, signed: bool) -> tuple[
 
 
 def _variable_bins(values: pd.Series, kind: str) -> np.ndarray:
-    """int [n]: each sample's bin of a circular or scalar variable (``group_index``), -1 where it is
-    undefined (NaN: an off circle has no angle)."""
+    """int [n]: each sample's value (discrete) or bin (circular, scalar) of a variable
+    (``group_index``), -1 where it is undefined (NaN: an off circle has no angle)."""
     defined = values.notna().to_numpy()
     bins = np.full(len(values), -1)
     bins[defined] = group_index(values[defined], kind)
@@ -204,7 +207,7 @@ def _tiling_share(inside: np.ndarray, bins: np.ndarray) -> float:
 class _Part:
     """One part of the tiles dictionary: its basis [r_g, d], its rows [r, d], the variable tiling
     it (None: directions), the largest share of it one variable explains, and for true directions
-    the code below which their coordinates are set to 0 (0.0: dense principal directions)."""
+    the code at which their pursuit stops (0.0: dense principal directions)."""
 
     basis: np.ndarray
     rows: np.ndarray
