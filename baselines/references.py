@@ -325,11 +325,11 @@ class Tiles(FixedDictionary):
         codes[:, self.dense_] = residual @ self._pinv
         rows = np.arange(len(residual))
         for block, part in zip(self.blocks_, self.parts_):
-            inside = residual @ part.basis.T @ part.basis
             if part.variable:
-                best, scale = _best_atoms(inside, part.rows, signed=False)
+                best, scale = _best_atoms(residual, part.rows, signed=False)
                 codes[rows, block.start + best] = np.where(scale >= ON_SCALE, scale, 0.0)
             elif part.threshold:
+                inside = residual @ part.basis.T @ part.basis  # the pursuit's residual stays in the part
                 codes[:, block] = _pursuit(inside, part.rows, np.arange(len(part.rows)), part.threshold)
         return codes
 
