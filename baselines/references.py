@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -53,15 +53,16 @@ from structure_bench_baselines.calibration import FixedDictionary, Oracle
 # subspace-pca keeps the principal directions of a part that carry all but this share of its variance.
 PART_VARIANCE = 0.999
 # tiles: a part is tiled by the circular or scalar variable that explains the largest share of its
-# variance when that share is at least TILED_SHARE (element-tiles: any share); a tile fires at a least-squares scale of at
-# least ON_SCALE (its atom is the mean activation at its bin, so an "on" sample's scale is near 1,
-# an "off" part's near 0).
+# variance when that share is at least TILED_SHARE (element-tiles: any share); a tile fires at a
+# least-squares scale of at least ON_SCALE (its atom is the mean activation at its bin, so an "on"
+# sample's scale is near 1, an "off" part's near 0).
 TILED_SHARE = 0.5
 ON_SCALE = 0.5
 
 
-def _subspaces(structures: Mapping[str, Structure]) -> Subspaces | None:
-    return next((s for s in structures.values() if isinstance(s, Subspaces)), None)
+def _first(structures: Mapping[str, Structure], kind: type) -> Any:
+    """The site's first structure of this kind (Subspaces, Variables), or None."""
+    return next((s for s in structures.values() if isinstance(s, kind)), None)
 
 
 class OracleTopK(Oracle):
@@ -95,16 +96,16 @@ class SubspacePCA(FixedDictionary):
 
     @classmethod
     def not_applicable(cls, X: np.ndarray, structures: dict) -> str | None:
-        return None if _subspaces(structures) is not None else "it needs a Subspaces structure at the site"
+        return None if _first(structures, Subspaces) is not None else "it needs a Subspaces structure at the site"
 
     @classmethod
     def reference_size(cls, X: np.ndarray, truth: Structure, structures: dict) -> int:
-        parts = _subspaces(structures)
+        parts = _first(structures, Subspaces)
         return sum(len(_part_components(np.asarray(X, dtype=np.float64), basis)) for basis in parts.bases)
 
     def fit(self, X: np.ndarray, truth: Structure | None = None, structures: dict | None = None) -> SubspacePCA:
         """X : [n_samples, d]; structures : the site's train structures (the first Subspaces is used)."""
-        parts = _subspaces(structures or {})
+        parts = _first(structures or {}, Subspaces)
         if parts is None:
             raise MethodError("subspace-pca needs a Subspaces structure at the site")
         X = np.asarray(X, dtype=np.float64)
@@ -235,19 +236,22 @@ def _untiled(X: np.ndarray, basis: np.ndarray, share: float, structures: Mapping
     return _Part(basis, truth.vectors, None, share, 0.5 * float(magnitudes.min()) if magnitudes.size else 0.0)
 
 
-def _tiles_parts(X: np.ndarray, structures: Mapping[str, Structure], kinds: tuple[str, ...], min_share: float) -> list[_Part]:
+def _tiles_parts(
+    X: np.ndarray, structures: Mapping[str, Structure], kinds: tuple[str, ...], min_share: float
+) -> list[_Part]:
     """Per part of the site's first Subspaces: its tiles (when a variable of one of these kinds
     explains at least min_share of it: one atom per occupied bin or value) or else its true or
     principal directions (``_untiled``)."""
-    parts = _subspaces(structures)
-    variables = next((s for s in structures.values() if isinstance(s, Variables)), None)
+    variables = _first(structures, Variables)
     candidates = {} if variables is None else {
-        column: _variable_bins(variables.values[column], kind) for column, kind in variables.kinds.items() if kind in kinds
+        column: _variable_bins(variables.values[column], kind)
+        for column, kind in variables.kinds.items() if kind in kinds
     }
     found = []
-    for basis in parts.bases:
+    for basis in _first(structures, Subspaces).bases:
         projector = basis.T @ basis
-        shares = {column: _tiling_share(X @ basis.T, bins) for column, bins in candidates.items()}
+        coordinates = X @ basis.T
+        shares = {column: _tiling_share(coordinates, bins) for column, bins in candidates.items()}
         column = max(shares, key=shares.get, default=None)
         if column is None or shares[column] < min_share:
             found.append(_untiled(X, basis, max(shares.values(), default=0.0), structures))
@@ -274,18 +278,27 @@ class Tiles(FixedDictionary):
         return _tiles_parts(np.asarray(X, dtype=np.float64), structures, cls.variable_kinds, cls.min_share)
 
     @classmethod
-    def not_applicable(cls, X: np.ndarray, structures: dict) -> str | None:
-        if _subspaces(structures) is None:
+    def _missing(cls, structures: Mapping[str, Structure]) -> str | None:
+        """What the site lacks for tiles (a Subspaces, a variable of the kinds), or None."""
+        if _first(structures, Subspaces) is None:
             return "it needs a Subspaces structure at the site"
-        variables = next((s for s in structures.values() if isinstance(s, Variables)), None)
-        kinds = " or ".join(cls.variable_kinds)
+        variables = _first(structures, Variables)
         if variables is None or not set(cls.variable_kinds) & set(variables.kinds.values()):
-            return f"it needs a {kinds} variable at the site"
-        parts = cls._parts(X, structures)
-        if not any(part.variable for part in parts):
-            best = max(part.share for part in parts)
-            return f"no part is mostly a function of one {kinds} variable (largest share {best:.2f} < {cls.min_share})"
+            return f"it needs a {' or '.join(cls.variable_kinds)} variable at the site"
         return None
+
+    @classmethod
+    def _untiled_reason(cls, parts: list[_Part]) -> str | None:
+        """Why these parts give no tiles (no variable explains enough of any), or None."""
+        if any(part.variable for part in parts):
+            return None
+        best = max(part.share for part in parts)
+        return (f"no part is mostly a function of one {' or '.join(cls.variable_kinds)} variable "
+                f"(largest share {best:.2f} < {cls.min_share})")
+
+    @classmethod
+    def not_applicable(cls, X: np.ndarray, structures: dict) -> str | None:
+        return cls._missing(structures) or cls._untiled_reason(cls._parts(X, structures))
 
     @classmethod
     def reference_size(cls, X: np.ndarray, truth: Structure, structures: dict) -> int:
@@ -295,11 +308,12 @@ class Tiles(FixedDictionary):
         """X : [n_samples, d]; structures : the site's train structures (the first Subspaces, the
         first Variables, Directions). The parts are taken as mutually orthogonal, as on circles-v1
         and manifold-v1."""
-        X = np.asarray(X, dtype=np.float64)
-        reason = self.not_applicable(X, structures or {})
+        X, structures = np.asarray(X, dtype=np.float64), structures or {}
+        missing = self._missing(structures)
+        self.parts_ = [] if missing else self._parts(X, structures)
+        reason = missing or self._untiled_reason(self.parts_)
         if reason:
             raise MethodError(f"tiles: {reason}")
-        self.parts_ = self._parts(X, structures)
         self.decoder_ = np.vstack([part.rows for part in self.parts_])
         if len(self.decoder_) != self.n_latents:
             raise MethodError(f"tiles: n_latents={self.n_latents} but the parts give {len(self.decoder_)} rows")
@@ -312,7 +326,8 @@ class Tiles(FixedDictionary):
         self._pinv = np.linalg.pinv(self.decoder_[self.dense_]) if dense else np.zeros((X.shape[1], 0))
         # The mean outside the tiled and pursued parts and the dense rows' span: no latent gives it.
         mean = X.mean(axis=0)
-        outside = mean - sum(mean @ part.basis.T @ part.basis for part in self.parts_ if part.variable or part.threshold)
+        coded = [part.basis for part in self.parts_ if part.variable or part.threshold]
+        outside = mean - sum(mean @ basis.T @ basis for basis in coded)
         self.decoder_bias_ = outside - (outside @ self._pinv) @ self.decoder_[self.dense_]
         return self
 
@@ -334,7 +349,6 @@ class Tiles(FixedDictionary):
         return codes
 
 
-
 class ElementTiles(Tiles):
     """Group elements: each part tiled by the discrete variable (an input or the output element)
     that explains the most of it, one atom per value, whatever that share; not on the modular
@@ -349,6 +363,7 @@ class ElementTiles(Tiles):
         if home is not None and curves(home, structures):
             return "curve-tiles tiles the modular tasks by their curve points"
         return super().not_applicable(X, structures)
+
 
 def _pursuit(residual: np.ndarray, atoms: np.ndarray, families: np.ndarray, threshold: float) -> np.ndarray:
     """Codes [n, m] of residual [n, d] on unit atoms [m, d]: per step, the atom most correlated with
@@ -373,6 +388,14 @@ def _pursuit(residual: np.ndarray, atoms: np.ndarray, families: np.ndarray, thre
             break
         selected[adding], codes[adding] = trial[adding], refit[adding]
     return codes
+
+
+def _masked_least_squares(gram: np.ndarray, projections: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """[n, m]: per sample, the least-squares codes on the atoms its mask [n, m] selects (0 on the
+    others), from the atoms' gram [m, m] and the sample's projections on them [n, m]."""
+    both = mask[:, :, None] & mask[:, None, :]
+    systems = np.where(both, gram[None], 0.0) + np.eye(len(gram))[None] * ~mask[:, None, :]
+    return np.linalg.solve(systems, (projections * mask)[:, :, None])[:, :, 0]
 
 
 def _hierarchy(structures: Mapping[str, Structure], truth: Structure | None = None) -> Hierarchy | None:
@@ -414,10 +437,3 @@ class Absorbed(FixedDictionary):
         residual = np.asarray(X, dtype=np.float64) - self.decoder_bias_
         return _pursuit(residual, self.decoder_, self.families_, self.threshold_)
 
-
-def _masked_least_squares(gram: np.ndarray, projections: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """[n, m]: per sample, the least-squares codes on the atoms its mask [n, m] selects (0 on the
-    others), from the atoms' gram [m, m] and the sample's projections on them [n, m]."""
-    both = mask[:, :, None] & mask[:, None, :]
-    systems = np.where(both, gram[None], 0.0) + np.eye(len(gram))[None] * ~mask[:, None, :]
-    return np.linalg.solve(systems, (projections * mask)[:, :, None])[:, :, 0]
