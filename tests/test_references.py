@@ -205,3 +205,13 @@ def test_absorbed_codes_one_latent_per_family_and_absorb_at_the_derived_rate():
     per_pair = np.where(a_c > r * a_p, (a_p - a_c) ** 2 / 2, a_c**2).mean()
     residual = ((method.decode(codes) - A) ** 2).sum(axis=1).mean()
     assert residual == pytest.approx((child > 0).mean() * per_pair, rel=0.03)
+
+
+def test_absorbed_refuses_a_site_without_a_hierarchy_or_the_wrong_width():
+    X = np.eye(4)
+    assert Absorbed.not_applicable(X, {}) == "it needs a Hierarchy with parents at the site"
+    with pytest.raises(MethodError, match="absorbed needs a Hierarchy with parents"):
+        Absorbed(n_latents=4).fit(X, truth=sb.Directions("flat", np.eye(4), np.eye(4)), structures={})
+    truth = Hierarchy("features", np.eye(4), np.eye(4), pd.DataFrame({"parent": [-1, 0, 0, -1]}))
+    with pytest.raises(MethodError, match="n_latents=5 but the hierarchy has 4 features"):
+        Absorbed(n_latents=5).fit(X, truth=truth, structures={})
