@@ -60,7 +60,7 @@ def test_run_adds_the_calibration_methods_so_normalised_scores_exist(tmp_path: P
         (["--methods", GOOD, "--param", "toy_task:LeastSqares.alpha=1"], r"parameters are given for method 'toy_task:LeastSqares', which is not run .* did you mean 'toy_task:LeastSquares'"),
         (["--methods", "topk-sae", "--param", "topk-sae.lrr=0.1"], r"topk-sae has no parameter 'lrr'; did you mean 'lr'\?"),
         (["--methods", "topk-sae", "--param", "topk-sae.max_steps=ten"], r"parameter 'max_steps' of topk-sae: expected an integer \(got 'ten'\)"),
-        (["--methods", "sparse-coding", "--param", "sparse-coding.codes=lars"], r"expected one of 'omp', 'lasso'"),
+        (["--methods", GOOD, "--param", f"{GOOD}.solver=qr"], r"expected one of 'lstsq', 'pinv'"),
         (["--methods", "topk-sae", "--param", "topk-sae.n_latents=64"], r"set by each cell.*--cells NxK or --widths/--l0"),
         (["--methods", GOOD, "--seeds", "-1"], r"argument --seeds: -1: must be at least 0"),
         (["--methods", GOOD, "--cells", "8x16"], r"cell w8-k16: needs 1 <= l0_target <= n_latents"),

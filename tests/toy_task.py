@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -69,7 +70,14 @@ register_task("toy-v1", entry_point=ToyTask)
 
 
 class LeastSquares(Method):
-    """Random dictionary with least-squares codes: a well-behaved method."""
+    """Random dictionary with least-squares codes: a well-behaved method. ``solver`` is a choice
+    parameter, for the tests of how the command line checks one."""
+
+    def __init__(
+        self, n_latents: int, l0_target: int | None = None, seed: int = 0, solver: Literal["lstsq", "pinv"] = "lstsq"
+    ) -> None:
+        super().__init__(n_latents=n_latents, l0_target=l0_target, seed=seed)
+        self.solver = solver
 
     def fit(self, X: np.ndarray) -> LeastSquares:
         rng = np.random.default_rng(1000 + self.seed)  # not the task's own seed
@@ -78,6 +86,8 @@ class LeastSquares(Method):
         return self
 
     def encode(self, X: np.ndarray) -> np.ndarray:
+        if self.solver == "pinv":
+            return X @ np.linalg.pinv(self.decoder_)
         return np.linalg.lstsq(self.decoder_.T, X.T, rcond=None)[0].T
 
 
