@@ -8,8 +8,9 @@ import torch
 from structure_bench.errors import MethodError
 from structure_bench.methods import Method
 
-# Rows coded at once: a [chunk, n_latents] correlation matrix of float64 stays under 70 MB at 2048 latents.
-_CHUNK = 4096
+# A pursuit codes rows in chunks whose gathered Gram rows [chunk, k, n_latents] of float64 take about
+# 8 MB (measured, n=3133, 512 atoms, k=20: 0.65 s at 8 MB, 1.8 s at 64 MB, 1.5 s at 0.5 MB).
+_GATHER_BYTES = 2**23
 # Ridge on the pursuit's and the atoms' normal equations, relative to their mean diagonal.
 _RIDGE = 1e-10
 # An atom this close (|cos|) to an earlier atom is a duplicate and is revived (as K-SVD does).
@@ -21,25 +22,33 @@ def pursuit(X: torch.Tensor, D: torch.Tensor, k: int) -> tuple[torch.Tensor, tor
 
     Returns atoms [n, k] (long), coefficients [n, k] and residuals [n, d]. Each step adds the atom
     most correlated (in absolute value) with the residual, then refits all chosen atoms' coefficients
-    by least squares, so each residual is orthogonal to its chosen atoms.
+    by least squares, so each residual is orthogonal to its chosen atoms. Computed as Batch-OMP
+    (Rubinstein et al. 2008): the correlations with the residual are X D^T minus the chosen atoms'
+    Gram rows weighted by their coefficients, so a step costs k n_latents per sample, not d n_latents.
     """
+    gram = D @ D.T
+    m = len(D)
+    chunk = max(1, _GATHER_BYTES // (8 * k * m))
     atoms, coefficients, residuals = [], [], []
-    for x in X.split(_CHUNK):
+    for x in X.split(chunk):
+        projections = x @ D.T  # [chunk, m]
         chosen = torch.empty(len(x), k, dtype=torch.long)
-        residual, coef = x, torch.zeros(len(x), 0, dtype=x.dtype)
+        chosen_rows = torch.empty(len(x), k, m, dtype=x.dtype)  # the chosen atoms' Gram rows
+        correlation, coef = projections.abs(), None
         for step in range(k):
-            correlation = (residual @ D.T).abs_()
             if step:
                 correlation.scatter_(1, chosen[:, :step], -1.0)
             chosen[:, step] = correlation.argmax(dim=1)
-            A = D[chosen[:, : step + 1]]  # [chunk, step + 1, d]
-            gram = A @ A.transpose(1, 2)
-            gram.diagonal(dim1=1, dim2=2).add_(_RIDGE)
-            coef = torch.linalg.solve(gram, (A @ x[:, :, None]))[:, :, 0]
-            residual = x - (coef[:, None, :] @ A)[:, 0]
+            chosen_rows[:, step] = gram[chosen[:, step]]
+            picked, rows = chosen[:, : step + 1], chosen_rows[:, : step + 1]
+            system = rows.gather(2, picked[:, None, :].expand(-1, step + 1, -1))
+            system.diagonal(dim1=1, dim2=2).add_(_RIDGE)
+            coef = torch.linalg.solve(system, projections.gather(1, picked)[:, :, None])[:, :, 0]
+            if step + 1 < k:
+                correlation = (projections - (coef[:, None, :] @ rows)[:, 0]).abs_()
         atoms.append(chosen)
         coefficients.append(coef)
-        residuals.append(residual)
+        residuals.append(x - (coef[:, None, :] @ D[chosen])[:, 0])
     return torch.cat(atoms), torch.cat(coefficients), torch.cat(residuals)
 
 
