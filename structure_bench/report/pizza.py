@@ -147,7 +147,8 @@ def curve_tuning(codes: np.ndarray, decoder: np.ndarray, structures: dict, title
         counts = np.bincount(curve.points, minlength=curve.n_points)
         means = np.bincount(curve.points, weights=codes[:, latent], minlength=curve.n_points) / np.maximum(counts, 1)
         ax = fig.add_subplot(math.ceil(len(ids) / columns), columns, panel + 1)
-        ax.bar(np.arange(curve.n_points) * 180 / (curve.n_points / 2), means, width=360 / curve.n_points, color="tab:blue")
+        # One filled step path, not a bar per point: 2p rectangles a panel made this figure 2 s.
+        ax.stairs(means, (np.arange(curve.n_points + 1) - 0.5) * 360 / curve.n_points, fill=True, color="tab:blue")
         ax.set_title(f"#{latent} {home.labels[int(table['home'][latent])]} · {table['class'][latent]} · "
                      f"r2 {table['r2_curve'][latent]:.2f}", fontsize=8)
         ax.set_xticks([0, 180, 360])
