@@ -10,7 +10,8 @@ every cell outside the target; ``summary.py`` prints them.
 Slow (about 5x the suite's fitting time): runs only under ``make benchmark``. Set
 STRUCTURE_BENCH_CONVERGENCE_FROM to a finished ``structure-bench run`` folder (``make bench``'s
 results/default) or to ``leaderboard`` (the committed board's seed-0 records) to take the default
-runs from it instead of refitting them.
+runs from it instead of refitting them. STRUCTURE_BENCH_METHODS (comma-separated) narrows the
+methods, as STRUCTURE_BENCH_TASKS narrows the tasks.
 """
 
 import os
@@ -42,7 +43,8 @@ def gaps(default: dict, long: dict) -> tuple[float, float]:
 
 @pytest.mark.slow
 def test_convergence(benchmark) -> None:
-    cells = [(task, cell, method) for task, cell in suite_cells() for method in ITERATIVE if applies(method, task)]
+    methods = [m for m in ITERATIVE if m in os.environ.get("STRUCTURE_BENCH_METHODS", ",".join(ITERATIVE)).split(",")]
+    cells = [(task, cell, method) for task, cell in suite_cells() for method in methods if applies(method, task)]
     have = records_from(os.environ.get("STRUCTURE_BENCH_CONVERGENCE_FROM"))
     rows: list[dict] = []
 
