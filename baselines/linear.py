@@ -106,6 +106,15 @@ def _hals_sweep(F: torch.Tensor, A: torch.Tensor, B: torch.Tensor) -> None:
         F[:, start : start + block] = part
 
 
+def _nearest_rows(X: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """[n]: for each row of X [n, d], the index of its nearest row of reference [m, d] (Euclidean),
+    in chunks of X that keep the distance matrix near ``_HALS_BLOCK_BYTES``."""
+    if not len(X):
+        return torch.zeros(0, dtype=torch.long)
+    rows = max(1, _HALS_BLOCK_BYTES // (4 * max(1, len(reference))))
+    return torch.cat([torch.cdist(chunk, reference).argmin(dim=1) for chunk in X.split(rows)])
+
+
 class NMFMethod(_IterativeMethod):
     """Non-negative matrix factorisation X ~ W H by HALS, for non-negative sites (e.g. post-ReLU activations).
 
@@ -114,12 +123,15 @@ class NMFMethod(_IterativeMethod):
     rescales the atoms to unit norm (the product is unchanged). The rule: stop when the training
     error, a share of the data's variance, fell by less than ``tol`` per iteration over the last
     ``_NMF_WINDOW`` iterations; ``max_iter`` caps it. ``encode`` sweeps the codes of new samples
-    against the fixed atoms by the same rule, starting from zero.
+    against the fixed atoms by the same rule, each starting from the fitted codes of its nearest
+    training sample (measured on the pizza at 2048 latents: the test split in 31 sweeps to FVU
+    0.00023, where sweeps from zero take about 50 to 0.0004).
 
     Where n_latents >= d an exact factorisation exists (the atoms the standard basis), so the error
     falls towards 0 for as long as the fit runs: there the rule, not a minimum, ends the fit.
     Fitted: decoder_ [n_latents, d] (unit rows; zero for an atom no sample uses), ``training_``
-    with the dead fraction (atoms no training sample uses).
+    with the dead fraction (atoms no training sample uses), train_X_ [n_samples, d] and
+    train_codes_ [n_latents, n_samples] (the starts of ``encode``).
     """
 
     requires_nonnegative = True
@@ -173,15 +185,17 @@ class NMFMethod(_IterativeMethod):
             errors, converged = self._sweep_codes(X, codes, H, update_atoms=True)
         self.decoder_ = H.double().numpy()
         self.decoder_bias_ = np.zeros(X.shape[1])
+        self.train_X_, self.train_codes_ = X, codes
         self.training_ = {
-            "steps": len(errors), "converged": converged, "final_loss": errors[-1], "dead_fraction": float((codes.amax(dim=1) <= 0).double().mean()),
+            "steps": len(errors), "converged": converged, "final_loss": errors[-1],
+            "dead_fraction": float((codes.amax(dim=1) <= 0).double().mean()),
         }
         return self
 
     def encode(self, X: np.ndarray) -> np.ndarray:
         """Non-negative codes [n_samples, n_latents] for X [n_samples, d] (non-negative)."""
         X = self._check_non_negative(X)
-        codes = torch.zeros(self.n_latents, len(X))
+        codes = self.train_codes_[:, _nearest_rows(X, self.train_X_)]
         with flushed_subnormals():
             self._sweep_codes(X, codes, torch.from_numpy(self.decoder_.astype(np.float32)), update_atoms=False)
         return codes.T.double().numpy()
