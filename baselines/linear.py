@@ -98,10 +98,10 @@ def _hals_sweep(F: torch.Tensor, A: torch.Tensor, B: torch.Tensor) -> None:
     is all zero) stay as they are. Columns are independent, so they are swept in cache-sized blocks.
     """
     block = max(1, _HALS_BLOCK_BYTES // (4 * F.shape[0]))
+    rows = [j for j, positive in enumerate((B.diagonal() > 0).tolist()) if positive]
     for start in range(0, F.shape[1], block):
         part, target = F[:, start : start + block].contiguous(), A[:, start : start + block]
-        for j in range(F.shape[0]):
-            if B[j, j] > 0:
+        for j in rows:
                 part[j] = (part[j] + (target[j] - B[j] @ part) / B[j, j]).clamp_min_(0)
         F[:, start : start + block] = part
 
@@ -125,7 +125,7 @@ class NMFMethod(_IterativeMethod):
     ``_NMF_WINDOW`` iterations; ``max_iter`` caps it. ``encode`` sweeps the codes of new samples
     against the fixed atoms by the same rule, each starting from the fitted codes of its nearest
     training sample (measured on the pizza at 2048 latents: the test split in 31 sweeps to FVU
-    0.00023, where sweeps from zero take about 50 to 0.0004).
+    0.00023; from zero, 50 sweeps reach 0.0004).
 
     Where n_latents >= d an exact factorisation exists (the atoms the standard basis), so the error
     falls towards 0 for as long as the fit runs: there the rule, not a minimum, ends the fit.

@@ -102,7 +102,8 @@ def test_nmf_recovers_a_planted_nonnegative_dictionary() -> None:
     assert ((X[1000:] - X_hat) ** 2).sum() / ((X[1000:] - X[1000:].mean(axis=0)) ** 2).sum() < 1e-3
     assert matched_cos(np.abs(rng.normal(size=(8, 24))), atoms) < 0.9
     # Encoding the training samples starts from their fitted codes: no worse than the fit.
-    train_error = ((X[:1000] - nmf.encode(X[:1000]) @ nmf.decoder_) ** 2).sum() / ((X[:1000] - X[:1000].mean(axis=0)) ** 2).sum()
+    train, train_codes = X[:1000], nmf.encode(X[:1000])
+    train_error = ((train - train_codes @ nmf.decoder_) ** 2).sum() / ((train - train.mean(axis=0)) ** 2).sum()
     assert train_error <= nmf.training_["final_loss"] * 1.001
 
 
