@@ -22,6 +22,7 @@ class KMeansMethod(Method):
     """
 
     nonnegative_codes = True
+    reads_l0_target = False
 
     def __init__(
         self, n_latents: int, l0_target: int | None = None, seed: int = 0, max_iter: int = 300, tol: float = 1e-4

@@ -40,6 +40,8 @@ def _padded_codes(codes: np.ndarray, n_latents: int) -> np.ndarray:
 class PCAMethod(Method):
     """PCA: the top principal directions (at most d of them), codes = centred projections."""
 
+    reads_l0_target = False
+
     def fit(self, X: np.ndarray) -> PCAMethod:
         """X : [n_samples, d]."""
         X = np.asarray(X, dtype=np.float64)
@@ -56,6 +58,8 @@ class PCAMethod(Method):
 class _IterativeMethod(Method):
     """A method that iterates until its tolerance ``tol`` holds or for ``max_iter`` iterations;
     ``training_`` says which (converged: the tolerance held first)."""
+
+    reads_l0_target = False
 
     def __init__(
         self, n_latents: int, l0_target: int | None = None, seed: int = 0, max_iter: int = 200, tol: float = 1e-4

@@ -1,10 +1,12 @@
 """Executors: where a sweep's units are computed. Serially in this process, in ``jobs`` spawned
 worker processes the driver owns, or as Ray tasks; each yields the units' results (``UnitResult``)
-for the driver to write, computed the same way (``compute_unit``) whichever ran them.
+for the driver to write, computed the same way (``compute_units``) whichever ran them. The work is
+given out as groups of units that share one fit (``planning.shared_fits``; most are one unit).
 
-A worker process that dies while it computes a unit (a method calling ``os._exit``, a crash, the
-OOM killer's SIGKILL) fails that unit alone: its record says "worker process died" with the exit
-code or signal (Ray: the error Ray reports), a fresh worker takes its place and the run goes on.
+A worker process that dies while it computes a group (a method calling ``os._exit``, a crash, the
+OOM killer's SIGKILL) fails the units of that group it had not finished: their records say "worker
+process died" with the exit code or signal (Ray: the error Ray reports), a fresh worker takes its
+place and the run goes on.
 Ctrl-C, and SIGTERM under the CLI, stop a run in any state within seconds: the workers are
 terminated (killed if they do not exit within WORKER_STOP_S).
 """
@@ -29,15 +31,15 @@ from structure_bench.errors import StructureBenchError
 from structure_bench.methods import get_method, register_method
 from structure_bench.planning import WorkUnit
 from structure_bench.registry import TaskSpec, register_task, registry
-from structure_bench.unit import UnitResult, compute_unit, failed_unit, one_line
+from structure_bench.unit import UnitResult, compute_units, failed_unit, one_line
 
 
 EXECUTORS = ("local", "ray")
 
 
-def serial(units: list[WorkUnit], with_codes: set[WorkUnit], threads: int) -> Iterator[UnitResult]:
-    for unit in units:
-        yield compute_unit(unit, unit in with_codes, threads)
+def serial(groups: list[list[WorkUnit]], with_codes: set[WorkUnit], threads: int) -> Iterator[UnitResult]:
+    for group in groups:
+        yield from compute_units(*_job(group, with_codes, threads))
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,8 @@ def spawn_pool(jobs: int, registrations: Registrations = Registrations()) -> mul
     )
 
 
-def _registrations(units: list[WorkUnit]) -> Registrations:
+def _registrations(groups: list[list[WorkUnit]]) -> Registrations:
+    units = [unit for group in groups for unit in group]
     return Registrations.of([u.task for u in units], [u.method for u in units])
 
 
@@ -140,7 +143,8 @@ class _Raised:
 
 
 def _work(connection: multiprocessing.connection.Connection, parent: int, registrations: Registrations) -> None:
-    """A unit worker: compute the units the driver sends, one at a time, answering each on ``connection``.
+    """A unit worker: compute the groups of units the driver sends, one at a time, sending each
+    unit's result on ``connection`` as it is ready.
 
     It ignores SIGINT: Ctrl-C reaches the whole process group, and the driver stops its workers.
     None, or the driver closing its end, ends it.
@@ -151,11 +155,11 @@ def _work(connection: multiprocessing.connection.Connection, parent: int, regist
         connection.send(_READY)
         while (job := connection.recv()) is not None:
             try:
-                answer: UnitResult | _Raised = compute_unit(*job)
+                for result in compute_units(*job):
+                    connection.send(result)
             except Exception as exc:
                 error = exc if _round_trips(exc) else RuntimeError(one_line(exc))
-                answer = _Raised(error, traceback.format_exc())
-            connection.send(answer)
+                connection.send(_Raised(error, traceback.format_exc()))
 
 
 def _round_trips(obj: object) -> bool:
@@ -181,7 +185,8 @@ def _exit_reason(exitcode: int | None) -> str:
 
 
 class _Worker:
-    """A spawned worker process (``_work``) and the driver's end of its pipe, with the unit it computes."""
+    """A spawned worker process (``_work``) and the driver's end of its pipe, with the units of the
+    group it computes that have no result yet (``units``; empty: idle)."""
 
     def __init__(self, context: Any, registrations: Registrations) -> None:
         self.connection, theirs = context.Pipe()
@@ -189,14 +194,14 @@ class _Worker:
         self.process.start()
         theirs.close()  # the worker holds the only other end, so its death ends the pipe here
         self.started = False
-        self.unit: WorkUnit | None = None
+        self.units: list[WorkUnit] = []
         self.sent_at = 0.0
 
-    def send(self, unit: WorkUnit, save_codes: bool, threads: int) -> None:
-        """Give the worker ``unit``. If it has just died, the unit fails with it (its sentinel tells)."""
+    def send(self, group: list[WorkUnit], with_codes: list[WorkUnit], threads: int) -> None:
+        """Give the worker a group. If it has just died, the group fails with it (its sentinel tells)."""
         with contextlib.suppress(OSError):
-            self.connection.send((unit, save_codes, threads))
-        self.unit, self.sent_at = unit, time.perf_counter()
+            self.connection.send((group, with_codes, threads))
+        self.units, self.sent_at = list(group), time.perf_counter()
 
     def receive(self) -> Iterator[UnitResult]:
         """The results the worker has sent, without waiting for more; raises what it raised outside a method."""
@@ -206,7 +211,8 @@ class _Worker:
                 if isinstance(message, _Raised):
                     raise message.error from RuntimeError(f"in a worker process:\n{message.traceback}")
                 if isinstance(message, UnitResult):
-                    self.unit = None
+                    self.units.remove(message.unit)
+                    self.sent_at = time.perf_counter()  # the next unit's wall time counts from here
                     yield message
                 else:  # _READY
                     self.started = True
@@ -224,7 +230,7 @@ def _stop(workers: list[_Worker]) -> None:
     """End the workers: idle ones are asked to exit, busy ones (the run stopped) terminated; any
     still running after WORKER_STOP_S is killed."""
     for worker in workers:
-        if worker.unit is None:
+        if not worker.units:
             with contextlib.suppress(OSError):
                 worker.connection.send(None)
         else:
@@ -239,23 +245,25 @@ def _stop(workers: list[_Worker]) -> None:
         worker.connection.close()
 
 
-def worker_processes(units: list[WorkUnit], jobs: int, with_codes: set[WorkUnit], threads: int) -> Iterator[UnitResult]:
-    """Compute the units in ``jobs`` spawned worker processes, one unit each at a time; results stream back.
+def worker_processes(
+    groups: list[list[WorkUnit]], jobs: int, with_codes: set[WorkUnit], threads: int
+) -> Iterator[UnitResult]:
+    """Compute the groups in ``jobs`` spawned worker processes, one group each at a time; results stream back.
 
     The driver waits on the workers' pipes and process sentinels together, so a worker that dies
-    without answering (os._exit, a signal: the OOM killer's SIGKILL) fails exactly its own unit,
-    and a fresh worker takes its place. One that dies before it has started (it could not import
+    without answering (os._exit, a signal: the OOM killer's SIGKILL) fails exactly the units it
+    had not finished, and a fresh worker takes its place. One that dies before it has started (it could not import
     or register what the run needs) would die again: that stops the run. Every wait has a timeout,
     so signals are handled promptly; however the run ends, the workers are stopped.
     """
-    registrations = _registrations(units)
+    registrations = _registrations(groups)
     registrations.check_importable()
     context = multiprocessing.get_context("spawn")  # not fork: see spawn_pool
-    todo = list(reversed(units))
+    todo = list(reversed(groups))
     workers: list[_Worker] = []
     try:
-        while todo or any(w.unit is not None for w in workers):
-            for worker in [w for w in workers if w.unit is None]:
+        while todo or any(w.units for w in workers):
+            for worker in [w for w in workers if not w.units]:
                 if not worker.process.is_alive():  # ended while idle (killed from outside): it held no unit
                     worker.exit_reason()
                     worker.connection.close()
@@ -265,7 +273,7 @@ def worker_processes(units: list[WorkUnit], jobs: int, with_codes: set[WorkUnit]
             while todo and len(workers) < jobs:
                 workers.append(_Worker(context, registrations))
                 workers[-1].send(*_job(todo.pop(), with_codes, threads))
-            busy = [w for w in workers if w.unit is not None]
+            busy = [w for w in workers if w.units]
             ready = set(multiprocessing.connection.wait(
                 [w.connection for w in busy] + [w.process.sentinel for w in busy], timeout=0.5
             ))
@@ -273,29 +281,30 @@ def worker_processes(units: list[WorkUnit], jobs: int, with_codes: set[WorkUnit]
                 yield from worker.receive()
                 if worker.process.sentinel not in ready and worker.process.is_alive():
                     continue
-                unit, reason = worker.unit, worker.exit_reason()
+                unfinished, reason = worker.units, worker.exit_reason()
                 worker.connection.close()
                 workers.remove(worker)  # a fresh one takes its place while units remain
-                if unit is None:
-                    continue
-                if not worker.started:
+                if unfinished and not worker.started:
                     raise StructureBenchError(
-                        f"a worker process died while starting ({reason}), before computing {unit.describe()}; "
+                        f"a worker process died while starting ({reason}), before computing {unfinished[0].describe()}; "
                         "see its error above"
                     )
-                yield failed_unit(unit, f"worker process died ({reason})", worker.sent_at, threads)
+                for unit in unfinished:
+                    yield failed_unit(unit, f"worker process died ({reason})", worker.sent_at, threads)
     finally:
         _stop(workers)
 
 
-def _job(unit: WorkUnit, with_codes: set[WorkUnit], threads: int) -> tuple[WorkUnit, bool, int]:
-    """The arguments of ``compute_unit`` for ``unit``."""
-    return unit, unit in with_codes, threads
+def _job(group: list[WorkUnit], with_codes: set[WorkUnit], threads: int) -> tuple[list[WorkUnit], list[WorkUnit], int]:
+    """The arguments of ``compute_units`` for ``group``."""
+    return group, [unit for unit in group if unit in with_codes], threads
 
 
-def _compute_registered(registrations: Registrations, unit: WorkUnit, save_codes: bool, threads: int) -> UnitResult:
+def _compute_registered(
+    registrations: Registrations, group: list[WorkUnit], with_codes: list[WorkUnit], threads: int
+) -> list[UnitResult]:
     registrations.install()
-    return compute_unit(unit, save_codes, threads)
+    return list(compute_units(group, with_codes, threads))
 
 
 def _import_ray() -> Any:
@@ -307,12 +316,12 @@ def _import_ray() -> Any:
 
 
 def ray_tasks(
-    units: list[WorkUnit], jobs: int, with_codes: set[WorkUnit], threads: int, address: str | None
+    groups: list[list[WorkUnit]], jobs: int, with_codes: set[WorkUnit], threads: int, address: str | None
 ) -> Iterator[UnitResult]:
-    """Each unit is a Ray task asking for ``threads`` CPUs; results stream back as they finish.
+    """Each group is a Ray task asking for ``threads`` CPUs; results stream back as groups finish.
 
-    A task whose worker dies (Ray's WorkerCrashedError, OutOfMemoryError, ...) fails its unit
-    (its wall time counts from when the units were submitted) and the run goes on; an exception
+    A task whose worker dies (Ray's WorkerCrashedError, OutOfMemoryError, ...) fails its units
+    (their wall time counts from when the groups were submitted) and the run goes on; an exception
     raised in a worker outside any method stops the run, as under the local executors.
 
     address : a running cluster (``auto``, ``ray://host:10001``); its workers must be able to
@@ -332,20 +341,21 @@ def ray_tasks(
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     try:
         remote = ray.remote(num_cpus=threads, max_retries=0)(_compute_registered)
-        registrations = ray.put(_registrations(units))  # cloudpickle: notebook classes travel too
+        registrations = ray.put(_registrations(groups))  # cloudpickle: notebook classes travel too
         sent_at = time.perf_counter()
-        unit_of = {remote.remote(registrations, *_job(unit, with_codes, threads)): unit for unit in units}
-        waiting = list(unit_of)
+        group_of = {remote.remote(registrations, *_job(group, with_codes, threads)): group for group in groups}
+        waiting = list(group_of)
         while waiting:
             done, waiting = ray.wait(waiting, num_returns=1, timeout=0.5)  # a timeout, so signals stop it promptly
             for ref in done:
                 try:
-                    result = ray.get(ref)
+                    results = ray.get(ref)
                 except ray.exceptions.RayTaskError:  # raised outside any method (the harness's, a task's)
                     raise
                 except ray.exceptions.RayError as exc:  # its worker died (a signal, out of memory, its node lost)
-                    result = failed_unit(unit_of[ref], f"worker process died ({one_line(exc)})", sent_at, threads)
-                yield result
+                    reason = f"worker process died ({one_line(exc)})"
+                    results = [failed_unit(unit, reason, sent_at, threads) for unit in group_of[ref]]
+                yield from results
     finally:
         if started_here:
             ray.shutdown()

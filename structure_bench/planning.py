@@ -132,6 +132,18 @@ def _checked_cells(cells: Iterable[Cell]) -> list[Cell]:
     return checked
 
 
+def shared_fits(units: Iterable[WorkUnit]) -> list[list[WorkUnit]]:
+    """The units grouped by the fit they can share, in order of first appearance: the cells of one
+    width (same task, site, params and seed) of a method that does not read l0_target
+    (``Method.reads_l0_target`` False) share one fit; every other unit is a group of its own."""
+    groups: dict[Any, list[WorkUnit]] = {}
+    for unit in units:
+        shares = not getattr(get_method(unit.method), "reads_l0_target", True)
+        key = (*unit.config[:4], unit.cell.n_latents, unit.seed) if shares else unit
+        groups.setdefault(key, []).append(unit)
+    return list(groups.values())
+
+
 def first_seed_units(units: list[WorkUnit]) -> list[WorkUnit]:
     """The unit with the lowest seed of each config (task, site, method, params, cell)."""
     first: dict[tuple, WorkUnit] = {}

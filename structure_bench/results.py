@@ -108,6 +108,10 @@ RESULT_SCHEMA: dict[str, Any] = {
                     "type": ["string", "null"],
                     "description": "digest of the method's code (methods.method_source): resume recomputes a record when it changes",
                 },
+                "fit_shared_with": {
+                    "type": "string",
+                    "description": "record name of the unit whose fit this record scores at its own cell (a method that does not read l0_target)",
+                },
                 "source": {
                     "type": "object",
                     "description": "a dictionary trained elsewhere (structure-bench score): format, path, sha256, declared task identity",

@@ -18,7 +18,7 @@ import numpy as np
 from structure_bench.errors import StructureBenchError
 from structure_bench.executors import EXECUTORS, ray_tasks, serial, worker_processes
 from structure_bench.methods import get_method, method_source
-from structure_bench.planning import WorkUnit, first_seed_units
+from structure_bench.planning import WorkUnit, first_seed_units, shared_fits
 from structure_bench.provenance import package_version
 from structure_bench.registry import load_task
 from structure_bench.results import RECORDS_DIR, read_record, write_record
@@ -117,13 +117,14 @@ def run(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     todo = pending(units, out, retry_failed)
+    groups = shared_fits(todo)  # a method that does not read l0_target fits once per width
     with_codes = set(first_seed_units(units)) if save_codes else set()
     if executor == "ray" and todo:
-        stream = ray_tasks(todo, jobs, with_codes, threads, address)
+        stream = ray_tasks(groups, jobs, with_codes, threads, address)
     elif jobs == 1 or not todo:
-        stream = serial(todo, with_codes, threads)
+        stream = serial(groups, with_codes, threads)
     else:
-        stream = worker_processes(todo, jobs, with_codes, threads)
+        stream = worker_processes(groups, jobs, with_codes, threads)
     records = []
     # closing: however this loop ends (a signal, a failed write), the executor stops its workers now
     with contextlib.closing(stream), tqdm(total=len(todo), desc="structure-bench", unit="fit", disable=not progress or not todo) as bar:

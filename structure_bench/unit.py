@@ -4,13 +4,14 @@ build its record (``compute_unit``; ``evaluate`` is the same for a notebook). Wr
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import inspect
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Collection, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,8 @@ class Fitted:
     decoder : [n_latents, d] as the method returned it. fit_seconds : wall time of ``fit``.
     training : the method's checked ``training_`` (steps, converged, final_loss, ...) or None.
     latents : what each latent is on the test split, one row per latent (``metrics.evaluate_latents``).
+    decoder_bias : [d]. reconstruction : [n_test, d] the test split's reconstructions (``rescored``
+        scores the fit at another cell from them).
     """
 
     method: Any
@@ -52,6 +55,8 @@ class Fitted:
     fit_seconds: float
     training: dict[str, Any] | None = None
     latents: pd.DataFrame | None = None
+    decoder_bias: np.ndarray | None = None
+    reconstruction: np.ndarray | None = None
 
 
 def fit_and_score(task: Task, site: str, spec: str, cell: Cell, seed: int = 0, params: dict[str, Any] | None = None) -> Fitted:
@@ -88,25 +93,7 @@ def fit_and_score(task: Task, site: str, spec: str, cell: Cell, seed: int = 0, p
         clean, ablated = _clean_and_ablated_logits(task, site)
         spliced = task.forward(X_hat.astype(np.float32), site, "test")
         metrics.update(task_effect(clean, spliced, ablated, task.targets("test")))
-    return Fitted(method, metrics, decoder, fit_seconds, training_report(method, spec), latents)
-
-
-def _fit_and_score(unit: WorkUnit, save_codes: bool = False) -> tuple[Fitted, dict[str, Any], str, dict[str, np.ndarray]]:
-    """``fit_and_score`` for a unit. Returns (fitted, params, method spec, arrays).
-
-    arrays : relative path under the results directory -> array to save there: the decoder
-    [n_latents, d] as float32 and, with save_codes, the codes of every sample of the site
-    [n_all, n_latents] as float16 under codes/ (the report's per-latent figures read them).
-    """
-    task = load_task(unit.task)
-    fitted = fit_and_score(task, unit.site, unit.method, unit.cell, unit.seed, unit.params)
-    arrays = {f"{DECODERS_DIR}/{unit.decoder_name}": fitted.decoder.astype(np.float32)}
-    if save_codes:
-        codes = fitted.method.encode(task.activations(unit.site, "all"))
-        arrays[f"{CODES_DIR}/{unit.decoder_name}"] = np.asarray(codes, dtype=np.float16)
-    method = fitted.method
-    params = method.get_params() if hasattr(method, "get_params") else dict(unit.params)
-    return fitted, params, method_import_spec(get_method(unit.method)), arrays
+    return Fitted(method, metrics, decoder, fit_seconds, training_report(method, spec), latents, bias, X_hat)
 
 
 def one_line(exc: BaseException) -> str:
@@ -144,36 +131,73 @@ def unit_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def compute_unit(unit: WorkUnit, save_codes: bool = False, threads: int = 1) -> UnitResult:
-    """Fit and score one unit, writing nothing; failures are recorded, not raised.
+def rescored(fitted: Fitted, task: Task, site: str, cell: Cell) -> Fitted:
+    """The same fit scored at another cell of its width (a method that does not read l0_target,
+    see ``planning.shared_fits``): only the metrics that read the cell's l0_target change
+    (``amortisation_metrics``), so the test split is not encoded again."""
+    X_test = task.activations(site, "test")
+    at_cell = amortisation_metrics(X_test, fitted.reconstruction, fitted.decoder, fitted.decoder_bias, cell.l0_target)
+    return dataclasses.replace(fitted, metrics={**fitted.metrics, **at_cell})
 
-    A method that raises, or calls ``sys.exit``, fails its unit; KeyboardInterrupt (Ctrl-C, and
+
+def compute_units(units: Sequence[WorkUnit], with_codes: Collection[WorkUnit] = (), threads: int = 1) -> Iterator[UnitResult]:
+    """Compute units that share one fit (``planning.shared_fits``; usually one unit), writing
+    nothing: fit and score the first, score that fit at each other unit's cell (``rescored``), and
+    yield each unit's result as soon as it is ready. Failures are recorded, not raised: a failed
+    fit fails the units that share it, with its reason.
+
+    A method that raises, or calls ``sys.exit``, fails its units; KeyboardInterrupt (Ctrl-C, and
     SIGTERM under the CLI) still stops the run.
-    save_codes : also return the codes of every sample of the site (see ``_fit_and_score``).
-    threads : torch and BLAS threads for this unit (see ``unit_threads``).
+    with_codes : units that also save the codes of every sample of their site under codes/
+        ([n_all, n_latents] float16, encoded once per fit; the report's per-latent figures read them).
+    threads : torch and BLAS threads for these units (see ``unit_threads``).
     """
-    task = load_task(unit.task)
-    started = time.perf_counter()
-    metrics: dict[str, float] = {}
-    params: dict[str, Any] = dict(unit.params)
-    arrays: dict[str, np.ndarray] = {}
-    spec, fitted, failure = unit.method, None, None
-    with PeakMemory() as memory, unit_threads(threads), warnings.catch_warnings():
-        # Convergence chatter from sklearn et al. is not a result: the record's training says it.
-        warnings.simplefilter("ignore")
-        try:
-            fitted, params, spec, arrays = _fit_and_score(unit, save_codes)
-            metrics = fitted.metrics
-        except (Exception, SystemExit) as exc:  # a broken method must not stop the run
-            failure = one_line(exc)
-    record = _unit_record(
-        unit, task, failure, metrics=metrics, params=params, spec=spec, started=started,
-        fit_seconds=fitted.fit_seconds if fitted else None, memory=memory, threads=threads,
-        training=fitted.training if fitted else None,
-        latents=fitted.latents if fitted else None,
-        source=getattr(fitted.method, "source_", None) if fitted else None,
-    )
-    return UnitResult(unit, record, arrays)
+    task = load_task(units[0].task)
+    shared: Fitted | None = None  # the fit, scored at the first unit's cell
+    codes: np.ndarray | None = None
+    first_failure: str | None = None
+    for position, unit in enumerate(units):
+        started = time.perf_counter()
+        params: dict[str, Any] = dict(unit.params)
+        arrays: dict[str, np.ndarray] = {}
+        spec, fitted, failure = unit.method, None, None
+        with PeakMemory() as memory, unit_threads(threads), warnings.catch_warnings():
+            # Convergence chatter from sklearn et al. is not a result: the record's training says it.
+            warnings.simplefilter("ignore")
+            try:
+                if position == 0:
+                    fitted = shared = fit_and_score(task, unit.site, unit.method, unit.cell, unit.seed, unit.params)
+                elif shared is not None:
+                    fitted = rescored(shared, task, unit.site, unit.cell)
+                if fitted is not None:
+                    arrays[f"{DECODERS_DIR}/{unit.decoder_name}"] = fitted.decoder.astype(np.float32)
+                    if unit in with_codes:
+                        if codes is None:
+                            codes = np.asarray(fitted.method.encode(task.activations(unit.site, "all")), dtype=np.float16)
+                        arrays[f"{CODES_DIR}/{unit.decoder_name}"] = codes
+                    if hasattr(fitted.method, "get_params"):
+                        params = fitted.method.get_params()
+                    spec = method_import_spec(get_method(unit.method))
+            except (Exception, SystemExit) as exc:  # a broken method must not stop the run
+                failure = one_line(exc)
+        if fitted is None and failure is None:  # the shared fit failed
+            failure = first_failure
+        if position == 0:
+            first_failure = failure
+        ok = fitted if failure is None else None
+        record = _unit_record(
+            unit, task, failure, metrics=ok.metrics if ok else {}, params=params, spec=spec, started=started,
+            fit_seconds=ok.fit_seconds if ok else None, memory=memory, threads=threads,
+            training=ok.training if ok else None, latents=ok.latents if ok else None,
+            source=getattr(ok.method, "source_", None) if ok else None,
+            fit_shared_with=units[0].record_name if position and ok else None,
+        )
+        yield UnitResult(unit, record, arrays)
+
+
+def compute_unit(unit: WorkUnit, save_codes: bool = False, threads: int = 1) -> UnitResult:
+    """``compute_units`` for one unit (save_codes: with its codes)."""
+    return next(compute_units([unit], [unit] if save_codes else (), threads))
 
 
 def failed_unit(unit: WorkUnit, failure: str, started: float, threads: int) -> UnitResult:
@@ -204,6 +228,7 @@ def _unit_record(
     training: dict[str, Any] | None = None,
     latents: pd.DataFrame | None = None,
     source: dict[str, Any] | None = None,
+    fit_shared_with: str | None = None,
 ) -> dict[str, Any]:
     """A unit's record: ok, or failed with ``failure`` (one line) as the reason.
 
@@ -212,6 +237,8 @@ def _unit_record(
     latents : the fit's per-latent table (``metrics.evaluate_latents``), if any.
     source : where a dictionary trained elsewhere came from (the method's ``source_``: format,
         path, sha256), kept in the provenance.
+    fit_shared_with : the record name of the unit whose fit this one scored at its own cell
+        (``compute_units``); its fit_time_s is that fit's, its wall_time_s its own scoring.
     """
     error = f"method {unit.method} on {unit.describe()}: {failure}" if failure else None
     return Record(
@@ -241,6 +268,7 @@ def _unit_record(
             "decoder_file": None if error else f"{DECODERS_DIR}/{unit.decoder_name}",
             "method_source": method_source_of(unit.method),
             **({"source": source} if source else {}),
+            **({"fit_shared_with": fit_shared_with} if fit_shared_with else {}),
         },
     ).to_json()
 

@@ -107,6 +107,11 @@ def test_negative_codes_from_a_method_that_declares_them_non_negative_are_caught
     assert record["status"] == "failed" and "declares nonnegative_codes" in record["error"]
 
 
+def test_a_method_that_claims_to_ignore_l0_target_but_reads_it_is_caught() -> None:
+    with pytest.raises(MethodError, match="declares reads_l0_target = False, but fits at l0_target 2 and 5 give different codes"):
+        sb.check_method(toy_task.ClaimsToIgnoreL0Target)
+
+
 # -- files others can read ----------------------------------------------------------------------
 
 @pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])

@@ -19,7 +19,7 @@ from proc_tree import alive, children
 import structure_bench as sb
 from structure_bench.cli import main
 from structure_bench.results import RESULT_SCHEMA, SCHEMA_VERSION, load_records, read_record, record_paths
-from structure_bench.planning import plan
+from structure_bench.planning import plan, shared_fits
 from structure_bench.runner import run
 from structure_bench.summary import summarise
 
@@ -93,6 +93,30 @@ def test_failing_methods_are_recorded_and_the_run_goes_on(tmp_path: Path) -> Non
     assert run(plan(["toy-v1"], methods, seeds=[0]), tmp_path, progress=False) == []
     retried = run(plan(["toy-v1"], methods, seeds=[0]), tmp_path, retry_failed=True, progress=False)
     assert len(retried) == 4
+
+
+def test_a_method_that_does_not_read_l0_target_fits_once_per_width(tmp_path: Path) -> None:
+    cells = [sb.Cell(6, 1), sb.Cell(6, 3), sb.Cell(12, 2)]
+    units = plan(["toy-v1"], ["ica", "toy_task:LeastSquares"], seeds=[0], cells=cells)
+    assert sorted(len(group) for group in shared_fits(units)) == [1, 1, 1, 1, 2]  # ica at width 6
+    records = {(r["method"], r["cell"]["l0_target"]): r for r in run(units, tmp_path, progress=False)}
+    first, shared = records["ica", 1], records["ica", 3]
+    assert shared["provenance"]["fit_shared_with"] == units[0].record_name
+    assert all("fit_shared_with" not in r["provenance"] for key, r in records.items() if key != ("ica", 3))
+    # Scored at its own cell exactly as a fit of its own: the L0-dependent metrics differ, the rest not.
+    assert shared["metrics"] == sb.evaluate("ica", "toy-v1", sb.Cell(6, 3))["metrics"]
+    assert shared["metrics"]["fvu_omp"] < first["metrics"]["fvu_omp"]
+    assert shared["metrics"]["fvu"] == first["metrics"]["fvu"]
+    assert np.array_equal(*(np.load(tmp_path / r["provenance"]["decoder_file"]) for r in (first, shared)))
+    assert shared["provenance"]["fit_time_s"] == first["provenance"]["fit_time_s"]
+
+
+def test_a_failed_shared_fit_fails_every_cell_that_shares_it(tmp_path: Path) -> None:
+    method = "toy_task:RaisesSharingItsFit"
+    records = run(plan(["toy-v1"], [method], seeds=[0], cells=[sb.Cell(6, 1), sb.Cell(6, 2)]), tmp_path, progress=False)
+    assert [r["status"] for r in records] == ["failed", "failed"]
+    assert all(r["error"].endswith("RuntimeError: optimiser diverged") for r in records)
+    assert records[1]["error"].startswith(f"method {method} on toy-v1/hidden {method} w6-k2 seed 0")
 
 
 def test_killed_run_resumes_without_recomputing(tmp_path: Path) -> None:

@@ -129,6 +129,22 @@ def test_dead_workers_are_recorded_failures_and_the_run_goes_on(tmp_path: Path) 
     assert killed["task_identity"] == records[fine, 1]["task_identity"] and killed["provenance"]["decoder_file"] is None
 
 
+def test_a_dead_worker_fails_every_unfinished_cell_of_its_shared_fit(tmp_path: Path) -> None:
+    dying = "toy_dying_methods:DiesOnSeed1SharingItsFit"
+    script = (
+        "import sys; from structure_bench import Cell; from structure_bench.planning import plan; from structure_bench.runner import run; "
+        "run(plan(['toy-v1'], [sys.argv[2]], seeds=[0, 1], cells=[Cell(6, 1), Cell(6, 2)]), sys.argv[1], jobs=2, progress=False)"
+    )
+    subprocess.run([sys.executable, "-c", script, str(tmp_path), dying], env=_env(), check=True, timeout=120, stdout=subprocess.DEVNULL)
+    records = {(r["seed"], r["cell"]["l0_target"]): r for r in map(read_record, record_paths(tmp_path))}
+    assert len(records) == 4
+    assert records[0, 1]["status"] == records[0, 2]["status"] == "ok"
+    assert records[0, 2]["provenance"]["fit_shared_with"].endswith("w6-k1__s0.json")
+    for k in (1, 2):
+        assert records[1, k]["status"] == "failed"
+        assert records[1, k]["error"].endswith(f"w6-k{k} seed 1: worker process died (killed by signal 9 SIGKILL, out of memory?)")
+
+
 @reads_proc
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_sigterm_stops_a_run_while_it_fits(tmp_path: Path, jobs: int) -> None:

@@ -55,6 +55,12 @@ class DiesOnSeeds1And2(LeastSquares):
         return super().fit(X)
 
 
+class DiesOnSeed1SharingItsFit(DiesOnSeeds1And2):
+    """``DiesOnSeeds1And2`` that does not read l0_target: the cells of one width share one fit."""
+
+    reads_l0_target = False
+
+
 class Sleeps(LeastSquares):
     """Marks that its fit started, then sleeps a minute in short naps: a run to stop half-way."""
 

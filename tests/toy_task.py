@@ -96,6 +96,12 @@ class Raises(LeastSquares):
         raise RuntimeError("optimiser diverged")
 
 
+class RaisesSharingItsFit(Raises):
+    """Raises in fit, and does not read l0_target: the cells of one width share that failed fit."""
+
+    reads_l0_target = False
+
+
 class ReturnsNaN(LeastSquares):
     def encode(self, X: np.ndarray) -> np.ndarray:
         Z = super().encode(X)
@@ -107,6 +113,18 @@ class ClaimsNonnegativeCodes(LeastSquares):
     """Declares non-negative codes but returns least-squares codes of both signs: a protocol bug."""
 
     nonnegative_codes = True
+
+
+class ClaimsToIgnoreL0Target(LeastSquares):
+    """Declares ``reads_l0_target = False`` but keeps each sample's l0_target largest codes: a protocol bug."""
+
+    reads_l0_target = False
+
+    def encode(self, X: np.ndarray) -> np.ndarray:
+        Z = super().encode(X)
+        smaller = np.argsort(-np.abs(Z), axis=1)[:, self.l0_target :]
+        np.put_along_axis(Z, smaller, 0.0, axis=1)
+        return Z
 
 
 class Slow(LeastSquares):

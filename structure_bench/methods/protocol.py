@@ -51,6 +51,10 @@ class Method(BaseEstimator):
     # Methods whose codes are non-negative by construction (SAEs, NMF): a negative code is a bug,
     # caught at the boundary (sign-based metrics such as detector_f1 read z > 0 as "on").
     nonnegative_codes: ClassVar[bool] = False
+    # False for methods whose fit and codes do not depend on l0_target (dense and clustering
+    # methods): a sweep fits them once per width and seed and scores that fit at each of the
+    # width's cells (``planning.shared_fits``).
+    reads_l0_target: ClassVar[bool] = True
 
     def __init__(self, n_latents: int, l0_target: int | None = None, seed: int = 0) -> None:
         self.n_latents = n_latents
@@ -167,7 +171,8 @@ def check_method(method_class: type, n_samples: int = 256, d: int = 16, n_latent
 
     Fits on a small planted problem and raises MethodError with what to fix: the constructor's
     signature, ``fit`` returning self, finite outputs of the right shapes, non-negative codes where
-    the class declares ``nonnegative_codes``, and determinism for a seed.
+    the class declares ``nonnegative_codes``, determinism for a seed, and, where it declares
+    ``reads_l0_target = False``, the same codes whatever l0_target says.
     """
     name = getattr(method_class, "__name__", str(method_class))
     rng = np.random.default_rng(0)
@@ -188,3 +193,9 @@ def check_method(method_class: type, n_samples: int = 256, d: int = 16, n_latent
     again = method_class(n_latents=n_latents, l0_target=2, seed=0).fit(X)
     if not np.allclose(first, checked_outputs(again, name, X)[0], atol=1e-5):
         raise MethodError(f"method {name}: two fits with the same seed give different codes")
+    if not getattr(method_class, "reads_l0_target", True):
+        other = method_class(n_latents=n_latents, l0_target=5, seed=0).fit(X)
+        if not np.allclose(first, checked_outputs(other, name, X)[0], atol=1e-5):
+            raise MethodError(
+                f"method {name}: declares reads_l0_target = False, but fits at l0_target 2 and 5 give different codes"
+            )
