@@ -147,6 +147,8 @@ def curve_tuning(codes: np.ndarray, decoder: np.ndarray, structures: dict, title
 
     codes : [n_samples, L] of every sample; decoder : [L, d]; structures : the site's "all" split.
     """
+    from matplotlib.patches import StepPatch
+
     from structure_bench.metrics.latents import curves, home_structure, latent_table
 
     home = home_structure(structures)
@@ -154,8 +156,10 @@ def curve_tuning(codes: np.ndarray, decoder: np.ndarray, structures: dict, title
     if not found:
         return None
     codes = codes.astype(np.float64)
-    table = latent_table(codes, decoder, structures)
-    ids = [int(i) for i in np.argsort(-table["variance"].to_numpy(), kind="stable")[:TOP_LATENTS] if table["home"][i] in found]
+    top = np.argsort(-codes.var(axis=0), kind="stable")[:TOP_LATENTS]
+    # The table of the drawn latents only, indexed by latent id: of all 512 it took 0.14 s a figure.
+    table = latent_table(codes[:, top], decoder[top], structures).set_axis(top)
+    ids = [int(i) for i in top if table["home"][i] in found]
     if not ids:
         return None
     columns = 4
@@ -175,8 +179,10 @@ def curve_tuning(codes: np.ndarray, decoder: np.ndarray, structures: dict, title
         peak = np.abs(means).max() or 1.0
         x0, base = (panel % columns) * col_step, (rows - 1 - panel // columns) * row_step + (band - 1.0)
         # One filled step path, not a bar per point: 2p rectangles a panel made this figure 2 s.
-        ax.stairs(base + means / peak, x0 + (np.arange(curve.n_points + 1) - 0.5) * 360 / curve.n_points,
-                  baseline=base, fill=True, color="tab:blue")
+        # Added as an artist, not by ax.stairs: the limits are set below, and updating them from
+        # each path took a third of the figure's making.
+        ax.add_artist(StepPatch(base + means / peak, x0 + (np.arange(curve.n_points + 1) - 0.5) * 360 / curve.n_points,
+                                baseline=base, fill=True, facecolor="tab:blue", linewidth=0))
         ax.text(x0 + 180, base + 1.05, f"#{latent} {home.labels[int(table['home'][latent])]} · {table['class'][latent]} · "
                 f"r2 {table['r2_curve'][latent]:.2f} · peak {peak:.2g}", ha="center", va="bottom", fontsize=8)
     ax.set_xticks([c * col_step + t for c in range(columns) for t in (0, 180, 360)],
