@@ -12,9 +12,12 @@ Slow (about 5x the suite's fitting time): runs only under ``make benchmark``. Se
 STRUCTURE_BENCH_CONVERGENCE_FROM to a finished ``structure-bench run`` folder (``make bench``'s
 results/default) or to ``leaderboard`` (the committed board's seed-0 records) to take the default
 runs from it instead of refitting them. STRUCTURE_BENCH_METHODS (comma-separated) narrows the
-methods, as STRUCTURE_BENCH_TASKS narrows the tasks.
+methods, as STRUCTURE_BENCH_TASKS narrows the tasks. STRUCTURE_BENCH_SAE_PARAMS (a JSON object,
+e.g. '{"resample": false}') sets SAE parameters for both runs of every SAE cell, so a training
+choice is measured the same way (its default runs are refitted, never read from a folder).
 """
 
+import json
 import os
 
 import pytest
@@ -46,15 +49,20 @@ def gaps(default: dict, long: dict) -> tuple[float, float]:
 def test_convergence(benchmark) -> None:
     methods = [m for m in ITERATIVE if m in os.environ.get("STRUCTURE_BENCH_METHODS", ",".join(ITERATIVE)).split(",")]
     cells = [(task, cell, method) for task, cell in suite_cells() for method in methods if applies(method, task)]
+    sae_params = json.loads(os.environ.get("STRUCTURE_BENCH_SAE_PARAMS", "{}"))
+    if sae_params and os.environ.get("STRUCTURE_BENCH_CONVERGENCE_FROM"):
+        pytest.fail("STRUCTURE_BENCH_SAE_PARAMS changes the default runs: they cannot come from STRUCTURE_BENCH_CONVERGENCE_FROM")
     have = records_from(os.environ.get("STRUCTURE_BENCH_CONVERGENCE_FROM"))
     rows: list[dict] = []
 
     def run() -> None:
-        defaults = [Fit(method, task, cell) for task, cell, method in cells]
+        defaults = [Fit(method, task, cell, sae_params if method in SAES else {}) for task, cell, method in cells]
         missing = [fit for fit in defaults if fit.key not in have]
         have.update(zip([fit.key for fit in missing], run_fits(missing)))
         records = [have[fit.key] for fit in defaults]
-        longs = run_fits([Fit(f.method, f.task, f.cell, longer_params(f.method, r["training"])) for f, r in zip(defaults, records)])
+        longs = run_fits([
+            Fit(f.method, f.task, f.cell, {**f.params, **longer_params(f.method, r["training"])}) for f, r in zip(defaults, records)
+        ])
         for fit, default, long in zip(defaults, records, longs, strict=True):
             main, fvu = gaps(default, long)
             rows.append({
