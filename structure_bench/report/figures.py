@@ -255,8 +255,18 @@ def latents_on_plane(
 
     palette = np.array(colormaps[LATENT_COLOURS].colors)  # [20, 3] RGB
     n_panels = len(points)
-    fig = new_figure(4.2 * min(n_panels, 4), 4.2 * int(np.ceil(n_panels / 4)) + 0.4)
-    axes = np.atleast_1d(fig.subplots(int(np.ceil(n_panels / 4)), min(n_panels, 4), squeeze=False)).ravel()
+    n_rows, n_cols = int(np.ceil(n_panels / 4)), min(n_panels, 4)
+    width, height = 4.2 * n_cols, 4.2 * n_rows + 0.4
+    # Margins by hand (inches; gaps hold the next panel's axis labels and title): constrained
+    # layout was 45% of this figure's drawing.
+    left, right, bottom, top, gap_x, gap_y = 0.7, 0.15, 0.55, 0.75, 0.75, 0.95
+    panel_x = (width - left - right - (n_cols - 1) * gap_x) / n_cols
+    panel_y = (height - bottom - top - (n_rows - 1) * gap_y) / n_rows
+    fig = new_figure(width, height, layout=None)
+    axes = fig.subplots(n_rows, n_cols, squeeze=False, gridspec_kw={
+        "left": left / width, "right": 1 - right / width, "bottom": bottom / height, "top": 1 - top / height,
+        "wspace": gap_x / panel_x, "hspace": gap_y / panel_y,
+    }).ravel()
     for panel, ax in enumerate(axes):
         if panel >= n_panels:
             ax.set_axis_off()
