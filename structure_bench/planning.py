@@ -139,7 +139,7 @@ def shared_fits(units: Iterable[WorkUnit]) -> list[list[WorkUnit]]:
     groups: dict[Any, list[WorkUnit]] = {}
     for unit in units:
         shares = not getattr(get_method(unit.method), "reads_l0_target", True)
-        key = (*unit.config[:4], unit.cell.n_latents, unit.seed) if shares else unit
+        key = (unit.task_id, unit.site, unit.method, unit.params_key, unit.cell.n_latents, unit.seed) if shares else unit
         groups.setdefault(key, []).append(unit)
     return list(groups.values())
 

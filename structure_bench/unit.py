@@ -1,5 +1,6 @@
 """One unit of work: fit a method on one task cell and seed, check its outputs, score it, and
-build its record (``compute_unit``; ``evaluate`` is the same for a notebook). Writes nothing."""
+build its record (``compute_units``, which scores a shared fit at each cell of its group;
+``evaluate`` is the same for a notebook). Writes nothing."""
 
 from __future__ import annotations
 
