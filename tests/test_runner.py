@@ -113,10 +113,12 @@ def test_a_method_that_does_not_read_l0_target_fits_once_per_width(tmp_path: Pat
 
 def test_a_failed_shared_fit_fails_every_cell_that_shares_it(tmp_path: Path) -> None:
     method = "toy_task:RaisesSharingItsFit"
+    toy_task.RaisesSharingItsFit.fits = 0
     records = run(plan(["toy-v1"], [method], seeds=[0], cells=[sb.Cell(6, 1), sb.Cell(6, 2)]), tmp_path, progress=False)
     assert [r["status"] for r in records] == ["failed", "failed"]
     assert all(r["error"].endswith("RuntimeError: optimiser diverged") for r in records)
     assert records[1]["error"].startswith(f"method {method} on toy-v1/hidden {method} w6-k2 seed 0")
+    assert toy_task.RaisesSharingItsFit.fits == 1  # the failed fit is not tried again for the second cell
 
 
 def test_killed_run_resumes_without_recomputing(tmp_path: Path) -> None:
