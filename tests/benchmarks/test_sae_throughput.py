@@ -89,8 +89,8 @@ def saelens_topk_training(X: np.ndarray, steps: int, batch: int, k: int = K) -> 
 
 
 def ours(X: np.ndarray, steps: int, batch: int, k: int = K) -> None:
-    """structure_bench's TopKSAE; tol=-1 never stops early, so it trains exactly ``steps`` steps
-    (resampling included, as in the suite's fits)."""
+    """structure_bench's TopKSAE at the loops' common lr; tol=-1 never stops early, so it trains
+    exactly ``steps`` steps (the aux-k loss included, as in the suite's fits)."""
     sae = TopKSAE(N_LATENTS, k, seed=0, max_steps=steps, batch_size=batch, lr=LR, tol=-1.0, progress=False)
     assert sae.fit(X).n_steps_ == steps
 

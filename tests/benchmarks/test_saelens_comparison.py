@@ -3,7 +3,7 @@ SAELens's own recommended settings, at every cell of the pizza tasks and superpo
 
 SAELens's settings are its trainer's defaults: Adam (0.9, 0.999) at a constant lr 3e-4, batches
 of 4096 samples (all of the training split where it is smaller) and its runner's default budget
-of 2,000,000 training samples. Ours are our defaults (the stopping rule, resampling, aux-k loss).
+of 2,000,000 training samples. Ours are our defaults (the stopping rule, aux-k loss, lr 1e-2).
 extra_info has, per cell and method, FVU, dead fraction, main score and fit seconds, and the
 cells where ours is worse on FVU or dead fraction, or less than 3x faster (issue 19's targets).
 
