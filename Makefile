@@ -36,9 +36,10 @@ test: $(VENV)/.test-extras
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 # Run every built-in baseline on the default suite with 3 seeds, submit each, verify it on hidden
-# instances (3 more fits each), regenerate leaderboard/; `structure-bench leaderboard --check` checks it.
+# instances, regenerate leaderboard/; `structure-bench leaderboard --check` checks it. METHODS="a b"
+# redoes only those baselines (after a change to them), keeping the other submissions.
 leaderboard: setup
-	$(BIN)/python -m structure_bench.leaderboard.baselines --out results/leaderboard --board leaderboard --jobs 2
+	$(BIN)/python -m structure_bench.leaderboard.baselines --out results/leaderboard --board leaderboard --jobs 2 $(if $(METHODS),--methods $(METHODS))
 
 # Timings (tests/benchmarks, the slow whole-suite run included): benchmarks.json and benchmarks.md.
 benchmark: setup

@@ -13,7 +13,7 @@ STRUCTURE_BENCH_CONVERGENCE_FROM to a finished ``structure-bench run`` folder (`
 results/default) or to ``leaderboard`` (the committed board's seed-0 records) to take the default
 runs from it instead of refitting them. STRUCTURE_BENCH_METHODS (comma-separated) narrows the
 methods, as STRUCTURE_BENCH_TASKS narrows the tasks. STRUCTURE_BENCH_SAE_PARAMS (a JSON object,
-e.g. '{"resample": false}') sets SAE parameters for both runs of every SAE cell, so a training
+e.g. '{"resample": true}') sets SAE parameters for both runs of every SAE cell, so a training
 choice is measured the same way (its default runs are refitted, never read from a folder).
 """
 
