@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import torch
 
-from structure_bench.sae import Batch, SparseAutoencoder
+from structure_bench.sae import Batch, Codes, SparseAutoencoder
 
 # Per-step multiplicative change of the L1 coefficient, per unit of relative L0 error.
 _L1_RATE = 0.05
@@ -135,12 +134,17 @@ class MatryoshkaSAE(BatchTopKSAE):
 
     def loss(self, batch: Batch) -> torch.Tensor:
         codes, ends = batch.codes, self._prefix_ends()
-        # One decode of every (sample, prefix group) bag; cumulative sums give each prefix's
-        # reconstruction. The codes are row-major with columns ascending (BatchTopK's order), so
-        # they are already sorted by (sample, group).
+        # One decode of every (prefix group, sample) bag; running sums over the groups give each
+        # prefix's reconstruction. Bags are group-major so that each group's reconstructions are
+        # one contiguous [batch, d] block; a cumsum over a [batch, groups, d] view, whose backward
+        # flips the tensor twice, made a step's forward and loss 8.7 ms against 7.4 (clock-v2 at
+        # (435, 16), the mean of three runs of 200 steps on a loaded 2-core machine).
         group = torch.bucketize(codes.cols, torch.tensor(ends), right=True)
-        bags = codes.rows * len(ends) + group
-        grouped = self.decode_codes(dataclasses.replace(codes, rows=bags), len(batch.x) * len(ends), bias=False)
-        partial = grouped.view(len(batch.x), len(ends), -1).cumsum(dim=1) + self.b_dec
-        errors = (partial - batch.x[:, None, :]).pow(2).sum(dim=2).mean(dim=0)
-        return errors.mean() + self.aux_coeff * self.dead_latent_loss(batch)
+        order = torch.argsort(group, stable=True)  # codes are row-major: now (group, sample) order
+        bags = Codes(group[order] * len(batch.x) + codes.rows[order], codes.cols[order], codes.values[order])
+        grouped = self.decode_codes(bags, len(ends) * len(batch.x), bias=False)
+        partial, errors = self.b_dec, []
+        for reconstruction in grouped.view(len(ends), len(batch.x), -1).unbind():
+            partial = partial + reconstruction
+            errors.append(self.reconstruction_error(batch.x, partial))
+        return torch.stack(errors).mean() + self.aux_coeff * self.dead_latent_loss(batch)
