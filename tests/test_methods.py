@@ -107,6 +107,31 @@ def test_nmf_recovers_a_planted_nonnegative_dictionary() -> None:
     assert train_error <= nmf.training_["final_loss"] * 1.001
 
 
+def test_hals_sweep_sets_each_row_to_its_minimiser_given_the_others() -> None:
+    """The grouped sweep (a matrix product per group of rows, rank-1 updates within it) is the
+    row-by-row Gauss-Seidel pass, over several groups and column blocks, a zero row skipped; the
+    last row swept is the exact minimiser given the others."""
+    import structure_bench_baselines.linear as linear
+
+    rng = np.random.default_rng(0)
+    G = torch.from_numpy(rng.uniform(size=(150, 40)).astype(np.float64))
+    G[7] = 0.0  # a zero atom: B[7, 7] = 0, its row stays
+    Y = torch.from_numpy(rng.uniform(size=(40, 90)))
+    A, B = G @ Y, G @ G.T
+    start = torch.from_numpy(rng.uniform(size=(150, 90)))
+    expected = start.clone()
+    for j in range(150):
+        if B[j, j] > 0:
+            expected[j] = (expected[j] + (A[j] - B[j] @ expected) / B[j, j]).clamp_min(0)
+    got = start.clone()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(linear, "_HALS_BLOCK_BYTES", 8 * 150 * 32)  # column blocks of 64 samples
+        linear._hals_sweep(got, A, B)
+    torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-12)
+    assert torch.equal(got[7], start[7])
+    last = 149
+    torch.testing.assert_close((got[last] + (A[last] - B[last] @ got) / B[last, last]).clamp_min(0), got[last])
+    assert not torch.allclose(got, start)
 def test_nmf_rejects_negative_sites() -> None:
     X = np.random.default_rng(0).normal(size=(50, 6))
     with pytest.raises(sb.MethodError, match="nmf needs non-negative"):
