@@ -237,6 +237,23 @@ def test_sparse_codes_gradients_match_the_dense_formula() -> None:
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("k", [1, 3, 20, 64])
+def test_batchtopk_keeps_the_batch_top_k_positive_entries(k) -> None:
+    """BatchTopK's training entries, chosen among the positive ones, are what a top-k over the
+    whole flattened batch keeps (row-major), and its threshold follows their smallest."""
+    generator = torch.Generator().manual_seed(k)
+    pre = torch.randn(48, 64, generator=generator) - 0.8  # fewer and more than k * 48 positive
+    for shift in (0.0, 1.5):
+        batch_top = sb.get_method("batchtopk-sae")(n_latents=64, l0_target=k)
+        batch_top.start_fit(pre)
+        values, index = (pre + shift).flatten().topk(k * len(pre))
+        dense = torch.zeros(pre.numel(), dtype=torch.bool).scatter_(0, index, values > 0).view_as(pre)
+        assert torch.equal(torch.stack(batch_top.active_entries(pre + shift)), torch.stack(dense.nonzero(as_tuple=True)))
+        assert batch_top.threshold_ == pytest.approx(float(values[values > 0].min()))
+        codes = batch_top.activation(pre + shift, training=True)
+        assert torch.equal(codes != 0, dense) and torch.equal(codes[dense], (pre + shift)[dense])
+
+
 def test_matryoshka_loss_is_the_mean_error_of_its_prefixes(planted) -> None:
     # Its one grouped decode against each prefix decoded densely: z[:, :end] @ W_dec[:end] + b_dec.
     X, _ = planted
