@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
+from structure_bench.methods import extended_signature
 from structure_bench.sae import Batch, Codes, SparseAutoencoder
 
 # Per-step multiplicative change of the L1 coefficient, per unit of relative L0 error.
@@ -116,22 +118,14 @@ class MatryoshkaSAE(BatchTopKSAE):
         l0_target: int | None = None,
         seed: int = 0,
         prefix_fractions: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0),
-        lr: float = 1e-2,
-        batch_size: int = 256,
-        max_steps: int = 20000,
-        tol: float = 2e-3,
-        aux_coeff: float = 1 / 32,
-        dead_after: int = 4096,
-        resample: bool = False,
-        validation_fraction: float = 0.1,
-        progress: bool | None = None,
+        **training: Any,
     ) -> None:
-        super().__init__(
-            n_latents, l0_target, seed, lr=lr, batch_size=batch_size, max_steps=max_steps, tol=tol,
-            aux_coeff=aux_coeff, dead_after=dead_after, resample=resample,
-            validation_fraction=validation_fraction, progress=progress,
-        )
+        """training: the shared loop's parameters (``SparseAutoencoder``), its defaults where absent."""
+        super().__init__(n_latents, l0_target, seed, **training)
         self.prefix_fractions = prefix_fractions
+
+    # What the registry reads (parameter tables, checks, records): these parameters, then the loop's.
+    __init__.__signature__ = extended_signature(__init__, SparseAutoencoder.__init__)
 
     def _prefix_ends(self) -> list[int]:
         ends = {max(1, min(self.n_latents, round(f * self.n_latents))) for f in self.prefix_fractions}

@@ -380,3 +380,13 @@ def test_list_methods_shows_baselines_with_parameters() -> None:
 def test_unknown_method_suggests_the_closest() -> None:
     with pytest.raises(sb.UnknownMethodError, match="did you mean 'topk-sae'"):
         sb.get_method("topk-sea")
+
+
+def test_matryoshka_takes_the_shared_loops_parameters_and_defaults() -> None:
+    """Its constructor adds prefix_fractions and passes the rest on: the registry lists the shared
+    loop's parameters with the loop's own defaults, and a value set on it reaches the loop."""
+    loop = registry.method_parameters(sae_module.SparseAutoencoder)
+    matryoshka = registry.method_parameters(sb.get_method("matryoshka-sae"))
+    assert matryoshka == {**loop, "prefix_fractions": (0.125, 0.25, 0.5, 1.0)}
+    sae = sb.get_method("matryoshka-sae")(n_latents=8, l0_target=2, lr=0.02, prefix_fractions=(0.5, 1.0))
+    assert (sae.lr, sae.prefix_fractions, sae.max_steps) == (0.02, (0.5, 1.0), loop["max_steps"])

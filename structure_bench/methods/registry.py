@@ -103,6 +103,17 @@ def method_parameters(cls: type) -> dict[str, Any]:
     return {name: p.default for name, p in params.items() if name != "self" and p.kind == p.POSITIONAL_OR_KEYWORD}
 
 
+def extended_signature(own: Callable, base: Callable) -> inspect.Signature:
+    """The signature of a constructor ``own`` that passes ``**kwargs`` on to ``base``: its own
+    parameters, then those of ``base`` it does not name, with their defaults. Set it as
+    ``__init__.__signature__`` so the registry lists, checks and records them all, and a subclass
+    adding a parameter does not repeat (and drift from) its base's defaults."""
+    mine = [p for p in inspect.signature(own).parameters.values() if p.kind is not p.VAR_KEYWORD]
+    named = {p.name for p in mine}
+    inherited = [p for p in inspect.signature(base).parameters.values() if p.name not in named and p.kind is p.POSITIONAL_OR_KEYWORD]
+    return inspect.Signature(mine + inherited)
+
+
 # Every cell sets these; a method's own parameters cannot.
 CELL_PARAMETERS = ("n_latents", "l0_target", "seed")
 
