@@ -184,8 +184,10 @@ class SparseAutoencoder(Method):
     latents that have not fired for ``dead_after`` samples are resampled towards badly reconstructed
     samples). It stops
     learning when the stopping rule holds: the best held-out error of the last ``_PATIENCE`` windows
-    is less than ``tol`` (relative) below the best before them, at least ``_MIN_WINDOWS`` windows in
-    and once ``settled``. Then it anneals: the learning rate falls linearly to 0 over a further
+    is less than ``tol`` (relative) below the best before them, at least ``_MIN_WINDOWS`` windows in,
+    counting only the windows since ``settled`` last said no (a ReLU SAE's error rises while its
+    L1 coefficient pushes the L0 down to the target; measured against windows before that, it
+    would stall at once). Then it anneals: the learning rate falls linearly to 0 over a further
     quarter of the steps taken (the anneal is the last fifth of the run) and training stops. When
     the rule has not held by the time only a fifth of ``max_steps`` is left, the anneal starts
     anyway and the fit reports ``converged_ = False``. With ``tol < 0`` the rule never holds: a run
@@ -268,7 +270,8 @@ class SparseAutoencoder(Method):
         """Called once before training on the scaled data X [n_samples, d] (for variant state)."""
 
     def settled(self) -> bool:
-        """Whether the stopping rule may stop now; a variant still tuning itself says no."""
+        """Whether the stopping rule may stop now; a variant still tuning itself says no, and the
+        rule then compares only the windows after this one."""
         return True
 
     # -- helpers for the hooks ------------------------------------------------------------
@@ -342,7 +345,7 @@ class SparseAutoencoder(Method):
         self.n_resampled_ = 0
         self.converged_ = False
         window: list[float] = []  # the training batches' errors, read only when nothing is held out
-        in_window, anneal_start, end = 0, None, self.max_steps
+        in_window, anneal_start, end, rule_from = 0, None, self.max_steps, 0
         batch_size = min(self.batch_size, len(data))
         order = torch.randperm(len(data), generator=generator)
         position = 0
@@ -377,7 +380,9 @@ class SparseAutoencoder(Method):
                     bar.set_postfix(error=f"{self.error_history_[-1]:.4g}", refresh=False)
                     if anneal_start is not None:
                         continue
-                    if self._stalled() and self.settled():
+                    if not self.settled():
+                        rule_from = len(self.error_history_)  # compare only windows from here on
+                    if self.settled() and self._stalled(self.error_history_[rule_from:]):
                         anneal_start, self.converged_ = step, True
                         end = min(self.max_steps, step + math.ceil(step * _ANNEAL_SHARE / (1 - _ANNEAL_SHARE)))
                     elif self.resample and len(self.error_history_) % _PATIENCE == 0:
@@ -495,10 +500,10 @@ class SparseAutoencoder(Method):
                 return float(self.reconstruction_error(held, codes @ self.W_dec + self.b_dec) / held_spread)
             return float(np.mean(window))
 
-    def _stalled(self) -> bool:
-        """The stopping rule: the best window error of the last _PATIENCE windows is less than tol
-        (relative) below the best before them, at least _MIN_WINDOWS windows in."""
-        history = self.error_history_
+    def _stalled(self, history: list[float]) -> bool:
+        """The stopping rule on the window errors since the variant last said it was not settled:
+        the best of the last _PATIENCE is less than tol (relative) below the best before them, at
+        least _MIN_WINDOWS windows in."""
         if self.tol < 0 or len(history) < max(_MIN_WINDOWS, _PATIENCE + 1):
             return False
         before, recent = min(history[:-_PATIENCE]), min(history[-_PATIENCE:])

@@ -51,6 +51,18 @@ def test_the_rule_stops_a_fit_and_anneals_for_a_quarter_of_its_steps(planted) ->
     assert sae.converged_ and sae.n_steps_ == 400 + 100
 
 
+def test_the_rule_counts_only_windows_since_the_variant_settled(planted) -> None:
+    # Unsettled for the first five windows: the rule, as early as it may (tol 1), needs four windows
+    # after the last unsettled one (window 9, not window 6 as it would comparing with windows
+    # before), then anneals for a quarter of the 900 steps.
+    class SlowToSettle(TopKSAE):
+        def settled(self) -> bool:
+            return len(self.error_history_) >= 6
+
+    sae = SlowToSettle(24, 2, seed=0, max_steps=20000, tol=1.0).fit(planted)
+    assert sae.converged_ and sae.n_steps_ == 900 + 225
+
+
 def test_the_anneal_ends_at_a_learning_rate_near_zero(planted, monkeypatch) -> None:
     rates: list[float] = []
     step = torch.optim.Adam.step
