@@ -2,14 +2,20 @@
 
 Prints one line per benchmark (best and mean seconds, and its extra_info), the top-k SAE
 throughput ratios (ours over the naive loop and over SAELens, measured round by round in one run),
-the convergence benchmark's largest gaps and the SAELens comparison's table.
+the convergence benchmark's largest gaps and the SAELens comparison's table. Beside each
+convergence gap it counts the cells whose main-score gap is within the range of the committed
+board's three seeds at that cell (``leaderboard/submissions``): how the gap compares with seed noise.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections import defaultdict
+from functools import cache
 from pathlib import Path
+
+BOARD = Path(__file__).resolve().parents[2] / "leaderboard" / "submissions"
 
 
 def summarise(results: dict) -> str:
@@ -45,8 +51,9 @@ def _convergence(extra: dict) -> list[str]:
         f"Convergence ({extra['cells']} cells, default rule against a 4x-longer run): largest main-score gap "
         f"{main['main_gap']:.4f} ({main['cell']}), largest relative FVU gap {fvu['fvu_gap']:+.2%} ({fvu['cell']}); "
         f"{len(extra['outside_target'])} cells outside 0.01 / 5%, {len(extra['not_converged'])} stopped by the cap.",
-        "", "| method | cells | largest main gap | FVU gap range (default - long) / long | outside 0.01 / 5% | fit s default / long |",
-        "|---|---|---|---|---|---|",
+        "", "| method | cells | largest main gap | FVU gap range (default - long) / long | outside 0.01 / 5% "
+        "| main gap within the board's seed range | fit s default / long |",
+        "|---|---|---|---|---|---|---|",
     ] + [_convergence_row(method, [r for r in extra.get("rows", []) if r["method"] == method])
          for method in dict.fromkeys(r["method"] for r in extra.get("rows", []))] + [
         "", "Cells outside the target: " + (", ".join(
@@ -57,11 +64,28 @@ def _convergence(extra: dict) -> list[str]:
 def _convergence_row(method: str, rows: list[dict]) -> str:
     """One method's line of the convergence table from its cells' rows."""
     outside = sum(r["outside"] for r in rows)
+    ranges = [(r["main_gap"], seed_ranges().get(r["cell"])) for r in rows]
+    known = [(gap, spread) for gap, spread in ranges if spread is not None]
+    within = f"{sum(gap <= spread for gap, spread in known)} of {len(known)}" if known else "no board"
     return (
         f"| {method} | {len(rows)} | {max(r['main_gap'] for r in rows):.4f} | {min(r['fvu_gap'] for r in rows):+.1%} to "
-        f"{max(r['fvu_gap'] for r in rows):+.1%} | {outside} | {sum(r['fit_s'] for r in rows):.0f} / "
+        f"{max(r['fvu_gap'] for r in rows):+.1%} | {outside} | {within} | {sum(r['fit_s'] for r in rows):.0f} / "
         f"{sum(r['long_fit_s'] for r in rows):.0f} |"
     )
+
+
+@cache
+def seed_ranges() -> dict[str, float]:
+    """Max minus min main score over the committed board's seeds, by convergence cell label
+    ("task method wN-kK"); empty without a board."""
+    scores: dict[str, list[float]] = defaultdict(list)
+    for path in BOARD.glob("*.json"):
+        for record in json.loads(path.read_text())["records"]:
+            if record["status"] == "ok":
+                cell = record["cell"]
+                label = f"{record['task']} {record['method']} w{cell['n_latents']}-k{cell['l0_target']}"
+                scores[label].append(record["metrics"][record["main_score"]])
+    return {label: max(values) - min(values) for label, values in scores.items() if len(values) > 1}
 
 
 def _comparison(cells: dict) -> list[str]:
