@@ -113,12 +113,11 @@ def _hals_sweep(F: torch.Tensor, A: torch.Tensor, B: torch.Tensor) -> None:
     for start in range(0, F.shape[1], block):
         part, target = F[:, start : start + block].contiguous(), A[:, start : start + block]
         for group in rows.split(_HALS_GROUP):
-            coupling = B[group]  # [g, r]
-            products = coupling @ part  # [g, columns]: B[j] @ F before the group's rows change
-            coupling = coupling[:, group]  # [g, g]
+            products = B[group] @ part  # [g, columns]: B[j] @ F before the group's rows change
+            within = B[group][:, group]  # [g, g]
             for i, j in enumerate(group.tolist()):
                 new = (part[j] + (target[j] - products[i]) / B[j, j]).clamp_min_(0)
-                products[i + 1 :].addr_(coupling[i + 1 :, i], new - part[j])
+                products[i + 1 :].addr_(within[i + 1 :, i], new - part[j])
                 part[j] = new
         F[:, start : start + block] = part
 

@@ -380,9 +380,10 @@ class SparseAutoencoder(Method):
                     bar.set_postfix(error=f"{self.error_history_[-1]:.4g}", refresh=False)
                     if anneal_start is not None:
                         continue
-                    if not self.settled():
+                    settled = self.settled()
+                    if not settled:
                         rule_from = len(self.error_history_)  # compare only windows from here on
-                    if self.settled() and self._stalled(self.error_history_[rule_from:]):
+                    if settled and self._stalled(self.error_history_[rule_from:]):
                         anneal_start, self.converged_ = step, True
                         end = min(self.max_steps, step + math.ceil(step * _ANNEAL_SHARE / (1 - _ANNEAL_SHARE)))
                     elif self.resample and len(self.error_history_) % _PATIENCE == 0:

@@ -15,6 +15,8 @@ from collections import defaultdict
 from functools import cache
 from pathlib import Path
 
+from structure_bench import Cell
+
 BOARD = Path(__file__).resolve().parents[2] / "leaderboard" / "submissions"
 
 
@@ -64,8 +66,7 @@ def _convergence(extra: dict) -> list[str]:
 def _convergence_row(method: str, rows: list[dict]) -> str:
     """One method's line of the convergence table from its cells' rows."""
     outside = sum(r["outside"] for r in rows)
-    ranges = [(r["main_gap"], seed_ranges().get(r["cell"])) for r in rows]
-    known = [(gap, spread) for gap, spread in ranges if spread is not None]
+    known = [(r["main_gap"], seed_ranges()[r["cell"]]) for r in rows if r["cell"] in seed_ranges()]
     within = f"{sum(gap <= spread for gap, spread in known)} of {len(known)}" if known else "no board"
     return (
         f"| {method} | {len(rows)} | {max(r['main_gap'] for r in rows):.4f} | {min(r['fvu_gap'] for r in rows):+.1%} to "
@@ -82,8 +83,7 @@ def seed_ranges() -> dict[str, float]:
     for path in BOARD.glob("*.json"):
         for record in json.loads(path.read_text())["records"]:
             if record["status"] == "ok":
-                cell = record["cell"]
-                label = f"{record['task']} {record['method']} w{cell['n_latents']}-k{cell['l0_target']}"
+                label = f"{record['task']} {record['method']} {Cell(**record['cell']).name}"
                 scores[label].append(record["metrics"][record["main_score"]])
     return {label: max(values) - min(values) for label, values in scores.items() if len(values) > 1}
 
