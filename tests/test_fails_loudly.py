@@ -18,7 +18,7 @@ import toy_task  # noqa: F401  (registers toy-v1)
 import structure_bench as sb
 from structure_bench.cli import main
 from structure_bench.errors import MethodError
-from structure_bench.results import MalformedRecordWarning, load_records, record_paths
+from structure_bench.results import MalformedRecordWarning, load_records, record_paths, validate_record
 from structure_bench.planning import plan
 from structure_bench.runner import run
 from structure_bench.summary import summarise
@@ -139,6 +139,27 @@ def test_results_skips_and_names_a_malformed_record(tmp_path: Path, capsys: pyte
         assert len(sb.load_results(tmp_path)) == 1
     with pytest.raises(sb.StructureBenchError, match="unreadable result record"):
         load_records(tmp_path, strict=True)
+
+
+@pytest.mark.parametrize(
+    ("column", "entry", "message"),
+    [
+        ("best_cos", "high", r"latents/best_cos/1: 'high' is not of type 'number', 'null'"),
+        ("best_cos", True, r"latents/best_cos/1: True is not of type 'number', 'null'"),
+        ("home", -2, r"latents/home/1: -2 is less than the minimum of -1"),
+        ("home", 0.5, r"latents/home/1: 0.5 is not of type 'integer'"),
+        ("class", "feature", r"latents/class/1: 'feature' is not one of"),
+    ],
+)
+def test_a_bad_entry_in_a_per_latent_list_is_named(tmp_path: Path, column: str, entry: object, message: str) -> None:
+    """The per-latent lists are checked in one pass when plainly valid; a bad entry still gets
+    jsonschema's own message and position."""
+    run(plan([TASK], [GOOD], [0], cells=[sb.Cell(6, 1)]), tmp_path, progress=False)
+    record = load_records(tmp_path)[0]
+    validate_record(record)
+    record["latents"][column][1] = entry
+    with pytest.raises(sb.StructureBenchError, match=message):
+        validate_record(record)
 
 
 def test_leaderboard_skips_a_malformed_submission_and_the_check_fails_on_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
