@@ -74,12 +74,15 @@ class Batch:
 
     x : [batch, d] inputs. pre : [batch, n_latents] pre-activations (no gradient).
     codes : the active codes. x_hat : [batch, d] reconstructions.
+    aux_hat : [batch, d] the dead latents' decode (no bias) for the auxiliary loss; None when
+        no latent is dead or the loss is off.
     """
 
     x: torch.Tensor
     pre: torch.Tensor
     codes: Codes
     x_hat: torch.Tensor
+    aux_hat: torch.Tensor | None = None
 
 
 @contextmanager
@@ -169,7 +172,7 @@ def _largest_positive(pre: torch.Tensor, allowed: torch.Tensor, k: int) -> tuple
     candidates = (pre > 0) & allowed
     crowded = candidates.sum(dim=1) > k
     if crowded.any():
-        top = pre[crowded].masked_fill(~allowed, -math.inf).topk(k, dim=1).indices
+        top = pre[crowded].masked_fill(~allowed, -math.inf).topk(k, dim=1, sorted=False).indices
         candidates[crowded] = candidates[crowded] & torch.zeros_like(candidates[crowded]).scatter_(1, top, True)
     return candidates.nonzero(as_tuple=True)
 
@@ -305,19 +308,14 @@ class SparseAutoencoder(Method):
     def dead_latent_loss(self, batch: Batch) -> torch.Tensor:
         """How badly the dead latents' top activations reconstruct the residual (Gao et al. 2024).
 
-        Each sample uses its k_aux = d / 2 largest positive pre-activations among dead latents.
-        Normalised by the residual's variance; 0 when no latent is dead.
+        Each sample uses its k_aux = d / 2 largest positive pre-activations among dead latents
+        (``batch.aux_hat``). Normalised by the residual's variance; 0 when no latent is dead.
         """
-        dead = self._dead()
-        n_dead = int(dead.sum())
-        if n_dead == 0 or self.aux_coeff == 0:
+        if batch.aux_hat is None:
             return batch.x.new_zeros(())
-        rows, cols = _largest_positive(batch.pre, dead, min(n_dead, max(1, batch.x.shape[1] // 2)))
-        aux = self.select(batch.x, batch.pre, rows, cols)
         residual = (batch.x - batch.x_hat).detach()
-        residual_hat = self.decode_codes(aux, len(residual), bias=False)
         spread = (residual - residual.mean(dim=0)).pow(2).sum(dim=1).mean().clamp_min(1e-12)
-        return self.reconstruction_error(residual, residual_hat) / spread
+        return self.reconstruction_error(residual, batch.aux_hat) / spread
 
     # -- the shared loop ------------------------------------------------------------------
     def fit(self, X: np.ndarray) -> SparseAutoencoder:
@@ -422,18 +420,41 @@ class SparseAutoencoder(Method):
     def _preactivations(self, x: torch.Tensor) -> torch.Tensor:
         return torch.addmm(self.b_enc, x - self.b_dec, self.W_enc.T)
 
+    def _dead_entries(self, pre: torch.Tensor, d: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(rows, cols) [nnz] of the auxiliary loss's codes: each sample's k_aux = d / 2 largest
+        positive pre-activations [batch, n_latents] among dead latents; None when none is dead or
+        the loss is off."""
+        dead = self._dead()
+        n_dead = int(dead.sum())
+        if n_dead == 0 or self.aux_coeff == 0:
+            return None
+        return _largest_positive(pre, dead, min(n_dead, max(1, d // 2)))
+
     def _forward(self, x: torch.Tensor) -> Batch:
+        n = len(x)
         with torch.no_grad():
             pre = self._preactivations(x)
             rows, cols = self.active_entries(pre)
+            dead = self._dead_entries(pre, x.shape[1])
         if len(rows) <= _SPARSE_DENSITY * pre.numel():
-            codes = self.select(x, pre, rows, cols)
-            return Batch(x, pre, codes, self.decode_codes(codes, len(x)))
+            if dead is None:
+                codes = self.select(x, pre, rows, cols)
+                return Batch(x, pre, codes, self.decode_codes(codes, n))
+            # The active and the dead latents' codes in one selection and one decode (the dead
+            # ones' bags after the batch's), so each weight gets one gradient pass, not two: on
+            # the pizza at 2048 latents, where a step has a few dozen dead-latent codes, the two
+            # passes' [n_latents, d] gradients cost as much as the auxiliary loss itself.
+            both = self.select(x, pre, torch.cat([rows, dead[0]]), torch.cat([cols, dead[1]]))
+            bags = Codes(torch.cat([rows, dead[0] + n]), both.cols, both.values, both.runs)
+            decoded = self.decode_codes(bags, 2 * n, bias=False)
+            codes = Codes(rows, cols, both.values[: len(rows)])
+            return Batch(x, pre, codes, decoded[:n] + self.b_dec, decoded[n:])
         # Dense codes (e.g. early ReLU training): one masked matmul is cheaper than gathering.
         gate = torch.zeros_like(pre)
         gate[rows, cols] = 1.0
         z = self._preactivations(x) * gate
-        return Batch(x, pre, Codes(rows, cols, z[rows, cols]), z @ self.W_dec + self.b_dec)
+        aux_hat = None if dead is None else self.decode_codes(self.select(x, pre, *dead), n, bias=False)
+        return Batch(x, pre, Codes(rows, cols, z[rows, cols]), z @ self.W_dec + self.b_dec, aux_hat)
 
     def _decoder_chunks(self) -> int:
         # Rows per chunk for the decoder's row-wise updates: each chunk's two passes stay in cache

@@ -101,10 +101,16 @@ def test_nmf_recovers_a_planted_nonnegative_dictionary() -> None:
     _, X_hat, _, _ = checked_outputs(nmf, "nmf", X[1000:])
     assert ((X[1000:] - X_hat) ** 2).sum() / ((X[1000:] - X[1000:].mean(axis=0)) ** 2).sum() < 1e-3
     assert matched_cos(np.abs(rng.normal(size=(8, 24))), atoms) < 0.9
-    # Encoding the training samples starts from their fitted codes: no worse than the fit.
+    # Training samples keep their fitted codes (the fit's own error); new samples in the same call
+    # are swept as if encoded alone.
     train, train_codes = X[:1000], nmf.encode(X[:1000])
+    fitted = nmf.train_codes_.T.double().numpy()
+    assert (train_codes == fitted).all(axis=1).mean() > 0.85  # the rest: copies of another sample (X has 110 zero rows)
     train_error = ((train - train_codes @ nmf.decoder_) ** 2).sum() / ((train - train.mean(axis=0)) ** 2).sum()
-    assert train_error <= nmf.training_["final_loss"] * 1.001
+    assert train_error == pytest.approx(nmf.training_["final_loss"], rel=1e-2)
+    mixed = nmf.encode(np.concatenate([X[1000:], X[:10]]))
+    np.testing.assert_array_equal(mixed[:200], nmf.encode(X[1000:]))
+    np.testing.assert_array_equal(mixed[200:], train_codes[:10])
 
 
 def test_hals_sweep_sets_each_row_to_its_minimiser_given_the_others() -> None:
