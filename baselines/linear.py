@@ -214,8 +214,8 @@ class NMFMethod(_IterativeMethod):
         nearest = _nearest_rows(X, self.train_X_)
         codes = self.train_codes_[:, nearest]
         # A training sample keeps its fitted codes (as fit_transform would give); only the others
-        # are swept (the report encodes every sample: at 2048 latents on the pizza, 31 sweeps of
-        # 3481 samples became 31 of the 700 new ones).
+        # are swept (the report encodes every sample: on the authors' pizza at 512 latents
+        # 2.0 -> 1.0 s).
         new = (X != self.train_X_[nearest]).any(dim=1).nonzero().flatten()
         if len(new):
             part = codes[:, new].contiguous()

@@ -441,9 +441,9 @@ class SparseAutoencoder(Method):
                 codes = self.select(x, pre, rows, cols)
                 return Batch(x, pre, codes, self.decode_codes(codes, n))
             # The active and the dead latents' codes in one selection and one decode (the dead
-            # ones' bags after the batch's), so each weight gets one gradient pass, not two: on
-            # the pizza at 2048 latents, where a step has a few dozen dead-latent codes, the two
-            # passes' [n_latents, d] gradients cost as much as the auxiliary loss itself.
+            # ones' bags after the batch's), so each weight gets one gradient pass, not two
+            # zero-filled [n_latents, d] ones: on the authors' pizza at (2048, 3), where a step has
+            # a few dozen dead-latent codes, the auxiliary loss's cost 3.0 -> 1.1 ms a step.
             both = self.select(x, pre, torch.cat([rows, dead[0]]), torch.cat([cols, dead[1]]))
             bags = Codes(torch.cat([rows, dead[0] + n]), both.cols, both.values, both.runs)
             decoded = self.decode_codes(bags, 2 * n, bias=False)
