@@ -446,9 +446,11 @@ class SparseAutoencoder(Method):
             # a few dozen dead-latent codes, the auxiliary loss's cost 3.0 -> 1.1 ms a step.
             both = self.select(x, pre, torch.cat([rows, dead[0]]), torch.cat([cols, dead[1]]))
             bags = Codes(torch.cat([rows, dead[0] + n]), both.cols, both.values, both.runs)
-            decoded = self.decode_codes(bags, 2 * n, bias=False)
+            # Split, not sliced: a slice's backward zero-fills a [2n, d] gradient for each half
+            # (0.33 ms of a 4.2 ms step at the authors' pizza (256, 3)); split's concatenates once.
+            x_hat, aux_hat = self.decode_codes(bags, 2 * n, bias=False).split(n)
             codes = Codes(rows, cols, both.values[: len(rows)])
-            return Batch(x, pre, codes, decoded[:n] + self.b_dec, decoded[n:])
+            return Batch(x, pre, codes, x_hat + self.b_dec, aux_hat)
         # Dense codes (e.g. early ReLU training): one masked matmul is cheaper than gathering.
         gate = torch.zeros_like(pre)
         gate[rows, cols] = 1.0
