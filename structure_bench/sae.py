@@ -166,15 +166,20 @@ def _largest_positive(pre: torch.Tensor, allowed: torch.Tensor, k: int) -> tuple
     """(rows, cols) [nnz], row-major: each row's k largest positive entries of pre among the allowed columns.
 
     pre : [batch, n_latents]. allowed : [n_latents] bool.
+    Works on the allowed columns only (a copy of them), which late in a fit are a few of the
+    latents: on the authors' pizza at (2048, 3), 0.13 against 1.6 ms with 5% of the columns allowed.
     Dead latents rarely have more than k positive pre-activations, so most rows keep all of them
     and only the rest pay for a top-k (measured: under 1% of rows on the default suite).
     """
-    candidates = (pre > 0) & allowed
-    crowded = candidates.sum(dim=1) > k
+    columns = allowed.nonzero().flatten()
+    pre = pre.index_select(1, columns)
+    candidates = pre > 0
+    crowded = candidates.count_nonzero(dim=1) > k
     if crowded.any():
-        top = pre[crowded].masked_fill(~allowed, -math.inf).topk(k, dim=1, sorted=False).indices
+        top = pre[crowded].topk(k, dim=1, sorted=False).indices
         candidates[crowded] = candidates[crowded] & torch.zeros_like(candidates[crowded]).scatter_(1, top, True)
-    return candidates.nonzero(as_tuple=True)
+    rows, cols = candidates.nonzero(as_tuple=True)
+    return rows, columns[cols]
 
 
 class SparseAutoencoder(Method):
