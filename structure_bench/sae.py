@@ -12,6 +12,7 @@ losses are then fractions of variance, and the hyperparameters do not depend on 
 
 from __future__ import annotations
 
+import gc
 import math
 import sys
 from collections.abc import Iterator
@@ -96,6 +97,22 @@ def _one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+@contextmanager
+def _without_cyclic_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector during training. A step allocates hundreds of Python
+    objects (tensors, autograd nodes, codes) that reference counting frees (the loop makes no
+    cycles: none found after 500 steps of any variant), but the allocations trigger collections
+    whose older generations walk every object of the process, torch's modules included (measured:
+    312 collections, 0.32 s, in 1000 steps of top-k on the authors' pizza at (256, 3), 4.2 s)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _latent_runs(cols: torch.Tensor, n_latents: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -352,7 +369,7 @@ class SparseAutoencoder(Method):
         batch_size = min(self.batch_size, len(data))
         order = torch.randperm(len(data), generator=generator)
         position = 0
-        with self._progress_bar(data.shape[1]) as bar, _one_thread():
+        with self._progress_bar(data.shape[1]) as bar, _one_thread(), _without_cyclic_gc():
             for step in range(1, self.max_steps + 1):
                 if anneal_start is None and step > (1 - _ANNEAL_SHARE) * self.max_steps:
                     anneal_start = step - 1  # the cap: anneal over the steps left, not converged
