@@ -1,6 +1,8 @@
 """How fits end: the SAE stopping rule, its cap and anneal, dead-latent resampling, the other
 iterative baselines' training reports, and the record's ``training`` field."""
 
+import gc
+
 import numpy as np
 import pytest
 import torch
@@ -61,6 +63,31 @@ def test_the_rule_counts_only_windows_since_the_variant_settled(planted) -> None
 
     sae = SlowToSettle(24, 2, seed=0, max_steps=20000, tol=1.0).fit(planted)
     assert sae.converged_ and sae.n_steps_ == 900 + 225
+
+
+def test_the_garbage_collector_is_off_while_training_and_back_on_after(planted, monkeypatch) -> None:
+    """The loop pauses Python's cyclic collector; it must come back on after a fit, also after one
+    that raised, or a long run would never collect its cycles again."""
+    states: list[bool] = []
+    forward = TopKSAE._forward
+    monkeypatch.setattr(TopKSAE, "_forward", lambda self, x: states.append(gc.isenabled()) or forward(self, x))
+    TopKSAE(24, 2, seed=0, max_steps=5, tol=-1.0).fit(planted)
+    assert states == [False] * 5 and gc.isenabled()
+
+    def failing(self, x):  # noqa: ANN001, ANN202
+        raise RuntimeError("a hook failed")
+
+    monkeypatch.setattr(TopKSAE, "_forward", failing)
+    with pytest.raises(RuntimeError, match="a hook failed"):
+        TopKSAE(24, 2, seed=0, max_steps=5, tol=-1.0).fit(planted)
+    assert gc.isenabled()
+    gc.disable()  # a caller that had it off keeps it off
+    try:
+        monkeypatch.setattr(TopKSAE, "_forward", forward)
+        TopKSAE(24, 2, seed=0, max_steps=5, tol=-1.0).fit(planted)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_the_anneal_ends_at_a_learning_rate_near_zero(planted, monkeypatch) -> None:
