@@ -179,22 +179,22 @@ class _WithDecoderGradient(torch.autograd.Function):
         return grad, _sum_by_latent(rows, ctx.runs, values, grad), None, None, None
 
 
-def _largest_positive(pre: torch.Tensor, allowed: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(rows, cols) [nnz], row-major: each row's k largest positive entries of pre among the allowed columns.
+def _largest_positive(pre: torch.Tensor, columns: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, cols) [nnz], row-major: each row's k largest positive entries of pre among ``columns``.
 
-    pre : [batch, n_latents]. allowed : [n_latents] bool.
-    Works on the allowed columns only (a copy of them), which late in a fit are a few of the
-    latents: on the authors' pizza at (2048, 3), 0.13 against 1.6 ms with 5% of the columns allowed.
+    pre : [batch, n_latents]. columns : [n_allowed] increasing column indices.
+    Works on a copy of those columns only, which late in a fit are a few of the latents (a random
+    [256, 2048] batch: 0.13 against 1.6 ms masking the whole of it, with 5% of the columns allowed).
     Dead latents rarely have more than k positive pre-activations, so most rows keep all of them
     and only the rest pay for a top-k (measured: under 1% of rows on the default suite).
     """
-    columns = allowed.nonzero().flatten()
     pre = pre.index_select(1, columns)
     candidates = pre > 0
     crowded = candidates.count_nonzero(dim=1) > k
     if crowded.any():
         top = pre[crowded].topk(k, dim=1, sorted=False).indices
-        candidates[crowded] = candidates[crowded] & torch.zeros_like(candidates[crowded]).scatter_(1, top, True)
+        kept = candidates[crowded]
+        candidates[crowded] = kept & torch.zeros_like(kept).scatter_(1, top, True)
     rows, cols = candidates.nonzero(as_tuple=True)
     return rows, columns[cols]
 
@@ -446,11 +446,10 @@ class SparseAutoencoder(Method):
         """(rows, cols) [nnz] of the auxiliary loss's codes: each sample's k_aux = d / 2 largest
         positive pre-activations [batch, n_latents] among dead latents; None when none is dead or
         the loss is off."""
-        dead = self._dead()
-        n_dead = int(dead.sum())
-        if n_dead == 0 or self.aux_coeff == 0:
+        dead = self._dead().nonzero().flatten()
+        if len(dead) == 0 or self.aux_coeff == 0:
             return None
-        return _largest_positive(pre, dead, min(n_dead, max(1, d // 2)))
+        return _largest_positive(pre, dead, min(len(dead), max(1, d // 2)))
 
     def _forward(self, x: torch.Tensor) -> Batch:
         n = len(x)
