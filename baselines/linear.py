@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import torch
 from sklearn.decomposition import PCA, FastICA
 
 from structure_bench.errors import MethodError
-
 from structure_bench.methods import Method
 from structure_bench.metrics.reconstruction import principal_dimensions
+from structure_bench.numerics import flushed_subnormals
 
 FILLER_STREAM = 0x46494C4C  # independent of the default_rng(seed) streams tasks draw their truth from
 # ICA keeps the principal directions that carry all but this share of the variance.
@@ -67,23 +65,6 @@ class _IterativeMethod(Method):
         super().__init__(n_latents=n_latents, l0_target=l0_target, seed=seed)
         self.max_iter = max_iter
         self.tol = tol
-
-
-@contextmanager
-def flushed_subnormals() -> Iterator[None]:
-    """Flush subnormal floats to zero (the CPU's FTZ/DAZ modes, this thread) inside the block.
-
-    NMF's codes and atoms shrink towards 0 where a latent is unused, and products of small entries
-    fall into float32's subnormal range; on CPUs that take a microcode trap per subnormal (Intel's:
-    one 1000x2048x2048 sgemm 24 s instead of 0.15 s) the pizza's 2048-latent NMF fit by
-    multiplicative updates took 31 minutes instead of about one. Flushed, they are exact zeros on every machine.
-    BLAS threads other than the caller's keep their own modes: the runner gives each fit one thread.
-    """
-    torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(False)
 
 
 # HALS works on [n_latents, m] blocks of about this many bytes at a time (an L3 cache's share):

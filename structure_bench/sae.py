@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from structure_bench.errors import MethodError
 from structure_bench.methods.protocol import Method
+from structure_bench.numerics import flushed_subnormals
 
 # The stopping rule reads the held-out reconstruction error after every window of this many steps.
 _WINDOW = 100
@@ -369,7 +370,8 @@ class SparseAutoencoder(Method):
         batch_size = min(self.batch_size, len(data))
         order = torch.randperm(len(data), generator=generator)
         position = 0
-        with self._progress_bar(data.shape[1]) as bar, _one_thread(), _without_cyclic_gc():
+        # Adam's moments of latents without a gradient decay through the subnormal range: flushed.
+        with self._progress_bar(data.shape[1]) as bar, _one_thread(), _without_cyclic_gc(), flushed_subnormals():
             for step in range(1, self.max_steps + 1):
                 if anneal_start is None and step > (1 - _ANNEAL_SHARE) * self.max_steps:
                     anneal_start = step - 1  # the cap: anneal over the steps left, not converged

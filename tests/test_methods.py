@@ -72,16 +72,20 @@ def test_pca_spans_planted_subspace() -> None:
     np.testing.assert_allclose(X_hat, X, atol=1e-8)
 
 
-def test_nmf_runs_with_subnormals_flushed_and_restores_the_mode_after() -> None:
+def test_subnormals_are_flushed_inside_the_block_and_the_mode_restored_after() -> None:
     """Inside the block a float32 subnormal reads as 0 (DAZ) and products underflow to 0 (FTZ);
-    outside it, and after an exception in it, arithmetic is IEEE again."""
-    from structure_bench_baselines.linear import flushed_subnormals
+    outside it, and after an exception in it, arithmetic is IEEE again; a block inside another
+    leaves the outer one flushing (NMF's and the SAEs' fits may run inside a caller's block)."""
+    from structure_bench.numerics import flushed_subnormals
 
     tiny = np.array([1e-41], dtype=np.float32)  # subnormal: below float32's smallest normal 1.2e-38
     one = np.ones((1, 1), dtype=np.float32)
     assert (tiny @ one)[0] != 0
     with flushed_subnormals():
         assert (tiny @ one)[0] == 0 and (np.float32(1e-30) * np.float32(1e-10)) == 0
+        with flushed_subnormals():
+            pass
+        assert (tiny @ one)[0] == 0
     with pytest.raises(RuntimeError), flushed_subnormals():
         raise RuntimeError
     assert (tiny @ one)[0] != 0

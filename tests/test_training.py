@@ -10,6 +10,7 @@ import torch
 import structure_bench as sb
 from structure_bench.errors import MethodError, StructureBenchError
 from structure_bench.methods import training_report
+from structure_bench.numerics import subnormals_flushed
 from structure_bench.results import validate_record
 from structure_bench_baselines.linear import ICAMethod, NMFMethod, PCAMethod, numerical_rank
 from structure_bench_baselines.sparse_coding import SparseCoding
@@ -65,14 +66,20 @@ def test_the_rule_counts_only_windows_since_the_variant_settled(planted) -> None
     assert sae.converged_ and sae.n_steps_ == 900 + 225
 
 
-def test_the_garbage_collector_is_off_while_training_and_back_on_after(planted, monkeypatch) -> None:
-    """The loop pauses Python's cyclic collector; it must come back on after a fit, also after one
-    that raised, or a long run would never collect its cycles again."""
-    states: list[bool] = []
+def _modes() -> tuple[bool, bool]:
+    """(cyclic garbage collector on, float32 subnormals kept) in this thread."""
+    return gc.isenabled(), not subnormals_flushed()
+
+
+def test_the_garbage_collector_and_subnormals_are_off_while_training_and_back_after(planted, monkeypatch) -> None:
+    """The loop pauses Python's cyclic collector and flushes subnormals; both must come back after a
+    fit, also after one that raised, or a long run would never collect its cycles again and later
+    arithmetic would silently lose its smallest values."""
+    states: list[tuple[bool, bool]] = []
     forward = TopKSAE._forward
-    monkeypatch.setattr(TopKSAE, "_forward", lambda self, x: states.append(gc.isenabled()) or forward(self, x))
+    monkeypatch.setattr(TopKSAE, "_forward", lambda self, x: states.append(_modes()) or forward(self, x))
     TopKSAE(24, 2, seed=0, max_steps=5, tol=-1.0).fit(planted)
-    assert states == [False] * 5 and gc.isenabled()
+    assert states == [(False, False)] * 5 and _modes() == (True, True)
 
     def failing(self, x):  # noqa: ANN001, ANN202
         raise RuntimeError("a hook failed")
@@ -80,12 +87,12 @@ def test_the_garbage_collector_is_off_while_training_and_back_on_after(planted, 
     monkeypatch.setattr(TopKSAE, "_forward", failing)
     with pytest.raises(RuntimeError, match="a hook failed"):
         TopKSAE(24, 2, seed=0, max_steps=5, tol=-1.0).fit(planted)
-    assert gc.isenabled()
+    assert _modes() == (True, True)
     gc.disable()  # a caller that had it off keeps it off
     try:
         monkeypatch.setattr(TopKSAE, "_forward", forward)
         TopKSAE(24, 2, seed=0, max_steps=5, tol=-1.0).fit(planted)
-        assert not gc.isenabled()
+        assert _modes() == (False, True)
     finally:
         gc.enable()
 
