@@ -13,10 +13,17 @@ BIN := $(VENV)/bin
 
 setup: $(VENV)/.installed
 
+# pip byte-compiles every module it installs (a third of the set-up, most of it torch's and scipy's
+# modules no run imports); --no-compile, then one import of what a run uses writes exactly that
+# bytecode (also where PYTHONDONTWRITEBYTECODE is set, which would leave every process compiling).
+PIP := $(BIN)/pip install -q --no-compile
+WARM := PYTHONDONTWRITEBYTECODE= $(BIN)/python -c
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q "$(TORCH)" || $(BIN)/pip install -q torch
-	$(BIN)/pip install -q -e ".[test,plots]"
+	$(PIP) "$(TORCH)" || $(PIP) torch
+	$(PIP) -e ".[test,plots]"
+	$(WARM) "import structure_bench as sb, structure_bench.cli, structure_bench.report.html, matplotlib.backends.backend_agg, PIL.WebPImagePlugin; sb.default_suite(); sb.list_methods()"
 	touch $@
 
 # --plots also saves each config's codes and writes $(RESULTS)/report.html (figures).
@@ -28,7 +35,8 @@ report: setup
 
 # The tests also cover the optional Ray executor and SAELens adapter, so they get those extras.
 $(VENV)/.test-extras: $(VENV)/.installed
-	$(BIN)/pip install -q -e ".[ray,saelens]"
+	$(PIP) -e ".[ray,saelens]"
+	$(WARM) "import pytest, pytest_benchmark, ray, sae_lens"
 	touch $@
 
 test: $(VENV)/.test-extras
