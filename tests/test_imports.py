@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "structure_bench"
 
 # Lowest first. A module may import its own layer's modules (without a cycle) and lower ones.
 LAYERS: list[list[str]] = [
-    ["errors", "version"],
+    ["errors", "version", "numerics"],
     ["structures", "plugins"],
     ["metrics", "kinds", "methods", "results"],
     ["storage", "task", "cache", "identity", "registry", "synthetic", "hidden", "sae", "adapters", "external"],
