@@ -38,7 +38,9 @@ _PATIENCE = 3
 # The rule may hold only after this many windows.
 _MIN_WINDOWS = 4
 # The anneal (learning rate falling linearly to 0) is this share of a run's steps, at its end.
-_ANNEAL_SHARE = 0.2
+# Measured on the default suite's 144 SAE cells (README, Training and dead latents): against a fifth,
+# 11% fewer steps, main scores within 0.003 (median) and FVU within 0.0% (median) of the fifth's.
+_ANNEAL_SHARE = 0.1
 # Dead latents are resampled towards the worst reconstructed of this many random training samples.
 _RESAMPLE_POOL = 4096
 # Fits estimated to take longer than this many multiply-adds show a progress bar (on a terminal).
@@ -214,8 +216,8 @@ class SparseAutoencoder(Method):
     counting only the windows since ``settled`` last said no (a ReLU SAE's error rises while its
     L1 coefficient pushes the L0 down to the target; measured against windows before that, it
     would stall at once). Then it anneals: the learning rate falls linearly to 0 over a further
-    quarter of the steps taken (the anneal is the last fifth of the run) and training stops. When
-    the rule has not held by the time only a fifth of ``max_steps`` is left, the anneal starts
+    ninth of the steps taken (the anneal is the last tenth of the run) and training stops. When
+    the rule has not held by the time only a tenth of ``max_steps`` is left, the anneal starts
     anyway and the fit reports ``converged_ = False``. With ``tol < 0`` the rule never holds: a run
     of exactly ``max_steps``. Without held-out samples (``validation_fraction=0``) the rule reads the
     training batches' mean error over each window instead.

@@ -2,7 +2,7 @@
 at its default stopping rule against a run four times as long (the same method and seed).
 
 The long run of an SAE trains exactly 4x the steps the default run took (``tol=-1``: the rule
-never holds, and the anneal is the last fifth, as in the default run); NMF and ICA run 4x the
+never holds, and the anneal is the last tenth, as in the default run); NMF and ICA run 4x the
 iterations (sparse coding: its pursuit-and-least-squares iterations) with tolerance 0, so they stop
 earlier only where a whole window brings no improvement at all. Target (issue 19): every cell
 within 0.01 main score and 5% relative FVU of its long run. extra_info has the largest gaps and
