@@ -47,11 +47,15 @@ def test_the_rule_reads_held_out_samples_it_never_trains_on(planted, monkeypatch
     assert sae.training_["final_loss"] > 0
 
 
-def test_the_rule_stops_a_fit_and_anneals_for_a_ninth_of_its_steps(planted) -> None:
+@pytest.mark.parametrize(("anneal", "extra"), [(0.1, 45), (0.2, 100), (0.0, 0)])
+def test_the_rule_stops_a_fit_and_anneals_for_its_share_of_the_run(planted, anneal, extra) -> None:
     # A tolerance of 1 (any improvement below 100% counts as stalled) holds as early as it may:
-    # after the fourth window; the anneal then adds a ninth of the 400 steps (rounded up).
-    sae = TopKSAE(24, 2, seed=0, max_steps=20000, tol=1.0).fit(planted)
-    assert sae.converged_ and sae.n_steps_ == 400 + 45
+    # after the fourth window; the anneal then adds anneal / (1 - anneal) of the 400 steps, rounded
+    # up (the default 0.1: a ninth), and none at 0.
+    sae = TopKSAE(24, 2, seed=0, max_steps=20000, tol=1.0, anneal=anneal).fit(planted)
+    assert sae.converged_ and sae.n_steps_ == 400 + extra
+    with pytest.raises(MethodError, match="anneal must be in"):
+        TopKSAE(24, 2, anneal=1.0).fit(planted)
 
 
 def test_the_rule_counts_only_windows_since_the_variant_settled(planted) -> None:
