@@ -14,6 +14,8 @@ terminated (killed if they do not exit within WORKER_STOP_S).
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.pool
@@ -31,7 +33,7 @@ from structure_bench.errors import StructureBenchError
 from structure_bench.methods import get_method, register_method
 from structure_bench.planning import WorkUnit
 from structure_bench.registry import TaskSpec, register_task, registry
-from structure_bench.unit import UnitResult, compute_units, failed_unit, one_line
+from structure_bench.unit import UnitResult, compute_units, failed_unit, forget_tasks, one_line
 
 
 EXECUTORS = ("local", "ray")
@@ -151,15 +153,42 @@ def _work(connection: multiprocessing.connection.Connection, parent: int, regist
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _start_worker(parent, registrations)
+    task = None
     with contextlib.suppress(EOFError, BrokenPipeError):  # the driver is gone
         connection.send(_READY)
         while (job := connection.recv()) is not None:
+            if job[0][0].task != task:  # the driver sends a task's units together: one task held at a time
+                forget_tasks()
+                task = job[0][0].task
             try:
                 for result in compute_units(*job):
                     connection.send(result)
             except Exception as exc:
                 error = exc if _round_trips(exc) else RuntimeError(one_line(exc))
                 connection.send(_Raised(error, traceback.format_exc()))
+            _return_freed_memory()
+
+
+def _return_freed_memory() -> None:
+    """Give the heap's free pages back to the system (glibc's ``malloc_trim``; elsewhere nothing).
+
+    glibc keeps what a fit freed for later allocations, so without it each worker's resident memory
+    stays at the largest fit it has computed.
+    """
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _glibc() -> Any:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    return libc if libc is not None and hasattr(libc, "malloc_trim") else None
+
+
+_LIBC = _glibc()
 
 
 def _round_trips(obj: object) -> bool:

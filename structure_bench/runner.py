@@ -22,7 +22,7 @@ from structure_bench.planning import WorkUnit, first_seed_units, shared_fits
 from structure_bench.provenance import package_version
 from structure_bench.registry import load_task
 from structure_bench.results import RECORDS_DIR, read_record, write_record
-from structure_bench.unit import UnitResult
+from structure_bench.unit import UnitResult, forget_tasks
 
 
 def write_unit(out: Path, result: UnitResult) -> dict[str, Any]:
@@ -119,6 +119,8 @@ def run(
     todo = pending(units, out, retry_failed)
     groups = shared_fits(todo)  # a method that does not read l0_target fits once per width
     with_codes = set(first_seed_units(units)) if save_codes else set()
+    if (executor == "ray" or jobs > 1) and todo:
+        forget_tasks()  # checking records built the tasks; the workers build their own
     if executor == "ray" and todo:
         stream = ray_tasks(groups, jobs, with_codes, threads, address)
     elif jobs == 1 or not todo:

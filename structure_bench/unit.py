@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import functools
+import gc
 import inspect
 import time
 import warnings
@@ -36,6 +37,17 @@ def _clean_and_ablated_logits(task: Task, site: str) -> tuple[np.ndarray, np.nda
     mean = task.activations(site, "train").mean(axis=0, dtype=np.float64)
     ablated = np.broadcast_to(mean.astype(np.float32), X_test.shape)
     return task.forward(X_test, site, "test"), task.forward(np.array(ablated), site, "test")
+
+
+def forget_tasks() -> None:
+    """Drop the tasks this process has built (``load_task``'s cache) and what it derived from them.
+
+    A worker process calls it when its next units are of another task, so that it holds one task's
+    arrays at a time, not those of every task it has computed units of.
+    """
+    load_task.cache_clear()
+    _clean_and_ablated_logits.cache_clear()
+    gc.collect()
 
 
 @dataclass

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -9,11 +12,14 @@ import pandas as pd
 import pytest
 
 import structure_bench as sb
+from structure_bench import executors
 from structure_bench.cli import main
 from structure_bench.results import load_results
 from structure_bench.planning import plan
+from structure_bench.registry import load_task
 from structure_bench.runner import run
 from structure_bench.summary import metric_columns
+from structure_bench.unit import forget_tasks
 from toy_task import LeastSquares, ToyTask
 
 # TASK and the first method are registered by the fixture below, in this process only: spawned
@@ -54,7 +60,9 @@ def serial(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, Path
 
 
 def test_jobs_2_matches_serial_exactly(serial: tuple[pd.DataFrame, Path], tmp_path: Path) -> None:
-    _assert_identical(serial[0], _sweep(tmp_path, jobs=2), serial[1], tmp_path)
+    parallel = _sweep(tmp_path, jobs=2)
+    assert load_task.cache_info().currsize == 0  # the driver let go of the tasks planning built
+    _assert_identical(serial[0], parallel, serial[1], tmp_path)
 
 
 def test_ray_matches_serial_exactly(serial: tuple[pd.DataFrame, Path], tmp_path: Path) -> None:
@@ -89,3 +97,37 @@ def test_bad_executor_settings_are_one_line_errors(tmp_path: Path, capsys: pytes
     assert main(["run", "--tasks", TASK, "--methods", "random", "--jobs", "0", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "at least 1" in err and "\n" not in err
+
+
+def test_forget_tasks_lets_go_of_every_built_task() -> None:
+    task = load_task(TASK)
+    assert load_task(TASK) is task  # built once per process
+    held = weakref.ref(task)
+    del task
+    forget_tasks()
+    assert held() is None  # nothing else in the harness keeps it alive
+    assert load_task(TASK) is not None
+
+
+def test_a_worker_holds_one_task_at_a_time_and_returns_freed_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    a = plan([TASK], ["random"], [0])[0]
+    b = dataclasses.replace(a, task="another-task-v1")
+    jobs = [([unit], [], 1) for unit in (a, a, b, a)]
+    events: list[str] = []
+
+    class Pipe:
+        def recv(self) -> object:
+            return jobs.pop(0) if jobs else None
+
+        def send(self, message: object) -> None:
+            pass
+
+    monkeypatch.setattr(executors.signal, "signal", lambda *args: None)  # keep pytest's Ctrl-C
+    monkeypatch.setattr(executors, "compute_units", lambda group, *rest: events.append(f"fit {group[0].task}") or [])
+    monkeypatch.setattr(executors, "forget_tasks", lambda: events.append("forget"))
+    monkeypatch.setattr(executors, "_return_freed_memory", lambda: events.append("trim"))
+    executors._work(Pipe(), os.getppid(), executors.Registrations())
+    assert events == [
+        "forget", f"fit {TASK}", "trim", f"fit {TASK}", "trim",
+        "forget", "fit another-task-v1", "trim", "forget", f"fit {TASK}", "trim",
+    ]
