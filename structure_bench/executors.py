@@ -157,7 +157,7 @@ def _work(connection: multiprocessing.connection.Connection, parent: int, regist
     with contextlib.suppress(EOFError, BrokenPipeError):  # the driver is gone
         connection.send(_READY)
         while (job := connection.recv()) is not None:
-            if job[0][0].task != task:  # the driver sends a task's units together: one task held at a time
+            if job[0][0].task != task:  # the plan lists a task's units together: one task held at a time
                 forget_tasks()
                 task = job[0][0].task
             try:
