@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from structure_bench.methods import extended_signature
-from structure_bench.sae import Batch, Codes, SparseAutoencoder
+from structure_bench.sae import Batch, Codes, SparseAutoencoder, top_k
 
 # Per-step multiplicative change of the L1 coefficient, per unit of relative L0 error.
 _L1_RATE = 0.05
@@ -56,11 +56,11 @@ class TopKSAE(SparseAutoencoder):
     """Top-k SAE (Gao et al. 2024): the k = l0_target largest pre-activations of each sample."""
 
     def activation(self, pre: torch.Tensor, training: bool) -> torch.Tensor:
-        values, cols = pre.topk(min(self.k, pre.shape[1]), dim=1, sorted=False)
+        values, cols = top_k(pre, min(self.k, pre.shape[1]))
         return torch.zeros_like(pre).scatter_(1, cols, values.relu())
 
     def active_entries(self, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        values, cols = pre.topk(min(self.k, pre.shape[1]), dim=1, sorted=False)
+        values, cols = top_k(pre, min(self.k, pre.shape[1]))
         on = values > 0
         rows = torch.arange(len(pre))[:, None].expand_as(cols)
         return rows[on], cols[on]

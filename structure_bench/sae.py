@@ -115,8 +115,29 @@ def _without_cyclic_gc() -> Iterator[None]:
 
 
 def _latent_runs(cols: torch.Tensor, n_latents: int) -> tuple[torch.Tensor, torch.Tensor]:
-    order = torch.argsort(cols, stable=True)
+    if n_latents <= 2**15:
+        # numpy's stable sort of 16-bit integers is a radix sort: [8192] latent indices (a top-k
+        # step at k = 32, batch 256) in 22 us against torch.argsort's 314 us; the same order.
+        order = torch.from_numpy(np.argsort(cols.numpy().astype(np.int16), kind="stable"))
+    else:
+        order = torch.argsort(cols, stable=True)
     return order, _starts(cols, n_latents)
+
+
+def top_k(pre: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(values, cols) [batch, k]: each row's k largest entries of pre [batch, n], in no set order.
+
+    ``pre.topk(k, dim=1, sorted=False)``'s entries (the same set but at ties), faster where torch
+    is slow. torch's CPU top-k keeps a partial sort while k * 64 <= n and selects over the whole
+    row beyond that; numpy's introselect (``argpartition``) does better there and at k >= 12.
+    Measured per [256, n] batch, one thread: n = 512, k = 12: 913 -> 328 us; n = 2048, k = 32:
+    1879 -> 784 us; but n = 2048, k = 3: 393 against 752 us, and at n = 64 torch wins at every k.
+    """
+    n = pre.shape[1]
+    if n < 256 or (k * 64 <= n and k < 12):
+        return pre.topk(k, dim=1, sorted=False)
+    cols = torch.from_numpy(np.argpartition(pre.detach().numpy(), n - k, axis=1)[:, n - k :])
+    return pre.gather(1, cols), cols
 
 
 def _starts(index: torch.Tensor, n_groups: int) -> torch.Tensor:

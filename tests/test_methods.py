@@ -264,6 +264,29 @@ def test_batchtopk_keeps_the_batch_top_k_positive_entries(k) -> None:
         assert torch.equal(codes != 0, dense) and torch.equal(codes[dense], (pre + shift)[dense])
 
 
+@pytest.mark.parametrize(("n", "k"), [(64, 3), (256, 3), (256, 5), (512, 12), (2048, 3), (2048, 32), (300, 300)])
+def test_top_k_keeps_each_rows_k_largest_entries_on_either_route(n, k) -> None:
+    """top_k (torch's top-k or numpy's introselect, by shape) keeps what torch's top-k keeps: the
+    same values (indices may differ only at ties), gathered from pre with their gradient."""
+    pre = torch.randn(256, n, generator=torch.Generator().manual_seed(n + k), requires_grad=True)
+    values, cols = sae_module.top_k(pre, k)
+    want, _ = pre.topk(k, dim=1, sorted=False)
+    assert values.shape == cols.shape == (256, k) and cols.dtype == torch.int64
+    assert torch.equal(values.sort(dim=1).values, want.sort(dim=1).values)
+    assert torch.equal(values, pre.gather(1, cols))
+    (grad,) = torch.autograd.grad(values.sum(), pre)
+    assert torch.equal(grad.nonzero()[:, 1].view(256, k).sort(dim=1).values, cols.sort(dim=1).values)
+
+
+@pytest.mark.parametrize("n_latents", [2048, 2**15 + 1])
+def test_latent_runs_are_a_stable_sort_by_latent(n_latents) -> None:
+    # numpy's 16-bit radix sort up to 2**15 latents, torch's stable sort beyond: the same order.
+    cols = torch.randint(0, n_latents, (8192,), generator=torch.Generator().manual_seed(0))
+    order, starts = sae_module._latent_runs(cols, n_latents)
+    assert order.dtype == torch.int64 and torch.equal(order, torch.argsort(cols, stable=True))
+    assert torch.equal(starts, torch.bincount(cols, minlength=n_latents).cumsum(0) - torch.bincount(cols, minlength=n_latents))
+
+
 def test_matryoshka_loss_is_the_mean_error_of_its_prefixes(planted) -> None:
     # Its one grouped decode against each prefix decoded densely: z[:, :end] @ W_dec[:end] + b_dec.
     X, _ = planted
