@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.pool
@@ -175,20 +176,22 @@ def _return_freed_memory() -> None:
     glibc keeps what a fit freed for later allocations, so without it each worker's resident memory
     stays at the largest fit it has computed.
     """
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
+@functools.cache
 def _glibc() -> Any:
+    """The C library where it is glibc (it has ``malloc_trim``), else None; looked up once, in a worker."""
     name = ctypes.util.find_library("c")
+    if name is None:
+        return None
     try:
-        libc = ctypes.CDLL(name) if name else None
+        libc = ctypes.CDLL(name)
     except OSError:
         return None
-    return libc if libc is not None and hasattr(libc, "malloc_trim") else None
-
-
-_LIBC = _glibc()
+    return libc if hasattr(libc, "malloc_trim") else None
 
 
 def _round_trips(obj: object) -> bool:

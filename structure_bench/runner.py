@@ -119,14 +119,15 @@ def run(
     todo = pending(units, out, retry_failed)
     groups = shared_fits(todo)  # a method that does not read l0_target fits once per width
     with_codes = set(first_seed_units(units)) if save_codes else set()
-    if (executor == "ray" or jobs > 1) and todo:
-        forget_tasks()  # checking records built the tasks; the workers build their own
-    if executor == "ray" and todo:
-        stream = ray_tasks(groups, jobs, with_codes, threads, address)
-    elif jobs == 1 or not todo:
+    in_this_process = not todo or (executor == "local" and jobs == 1)
+    if in_this_process:
         stream = serial(groups, with_codes, threads)
     else:
-        stream = worker_processes(groups, jobs, with_codes, threads)
+        forget_tasks()  # checking records built the tasks; the workers build their own
+        if executor == "ray":
+            stream = ray_tasks(groups, jobs, with_codes, threads, address)
+        else:
+            stream = worker_processes(groups, jobs, with_codes, threads)
     records = []
     # closing: however this loop ends (a signal, a failed write), the executor stops its workers now
     with contextlib.closing(stream), tqdm(total=len(todo), desc="structure-bench", unit="fit", disable=not progress or not todo) as bar:
