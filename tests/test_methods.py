@@ -287,6 +287,48 @@ def test_latent_runs_are_a_stable_sort_by_latent(n_latents) -> None:
     assert torch.equal(starts, torch.bincount(cols, minlength=n_latents).cumsum(0) - torch.bincount(cols, minlength=n_latents))
 
 
+@pytest.mark.parametrize("kind", ["bool", "float", "transposed"])
+def test_entries_are_the_nonzeros_row_major(kind) -> None:
+    generator = torch.Generator().manual_seed(0)
+    codes = torch.randn(40, 30, generator=generator).relu()
+    codes[7] = 0.0  # an empty row
+    codes = {"bool": codes > 0, "float": codes, "transposed": codes.T}[kind]
+    rows, cols = sae_module.entries(codes)
+    want = codes.nonzero(as_tuple=True)
+    assert rows.dtype == cols.dtype == torch.int64
+    assert torch.equal(rows, want[0]) and torch.equal(cols, want[1])
+    assert torch.equal(sae_module.values_at(codes.float(), rows, cols), codes.float()[rows, cols])
+
+
+@pytest.mark.parametrize("shift", [-3.0, -1.0, 0.5])  # no row crowded, some, every row
+def test_largest_positive_keeps_each_rows_k_largest_positive_allowed_entries(shift) -> None:
+    generator = torch.Generator().manual_seed(1)
+    pre = torch.randn(64, 200, generator=generator) + shift
+    columns = torch.randperm(200, generator=generator)[:120].sort().values
+    k = 10
+    pre[3, columns[:k + 2]] = 5.0  # a tie at row 3's k-th largest: the tied entries all stay
+    want = torch.zeros_like(pre, dtype=torch.bool)
+    allowed = pre[:, columns]
+    kth = allowed.topk(k, dim=1).values[:, -1:]
+    want[:, columns] = (allowed > 0) & (allowed >= kth)
+    rows, cols = sae_module._largest_positive(pre, columns, k)
+    assert torch.equal(torch.stack([rows, cols]), torch.stack(want.nonzero(as_tuple=True)))
+    assert (pre[rows, cols] > 0).all() and (want.sum(dim=1)[3] == k + 2)
+    crowded = int(((allowed > 0).sum(dim=1) > k)[torch.arange(64) != 3].sum())  # besides the tied row
+    assert crowded == {-3.0: 0, 0.5: 63}.get(shift, crowded) and (shift != -1.0 or 0 < crowded < 63)
+
+
+@pytest.mark.parametrize("k", [2, 40])  # sparse codes (gathered decoder rows) and dense ones (a matmul)
+def test_decode_of_dense_codes_is_the_matmul(k) -> None:
+    sae = sb.get_method("topk-sae")(n_latents=64, l0_target=k, seed=0)
+    generator = torch.Generator().manual_seed(2)
+    x = torch.randn(50, 12, generator=generator)
+    sae._initialise(x, generator)
+    with torch.no_grad():
+        codes = sae.activation(sae._preactivations(x), training=False)
+        torch.testing.assert_close(sae._decode(codes), codes @ sae.W_dec + sae.b_dec)
+
+
 def test_matryoshka_loss_is_the_mean_error_of_its_prefixes(planted) -> None:
     # Its one grouped decode against each prefix decoded densely: z[:, :end] @ W_dec[:end] + b_dec.
     X, _ = planted
