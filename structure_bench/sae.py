@@ -406,12 +406,12 @@ class SparseAutoencoder(Method):
             raise MethodError(f"{type(self).__name__}: anneal must be in [0, 1), got {self.anneal}")
         generator = torch.Generator().manual_seed(int(self.seed))
         data = torch.from_numpy(X)
-        spread = float((data - data.mean(dim=0)).pow(2).sum(dim=1).mean().sqrt())
+        spread = float((data - data.mean(dim=0)).square().sum(dim=1).mean().sqrt())  # square: pow(2)'s bits, 4x faster here
         self.scale_ = spread if spread > 0 else 1.0
-        shuffled = (data / self.scale_)[torch.randperm(len(data), generator=generator)]
+        shuffled = data.index_select(0, torch.randperm(len(data), generator=generator)).div_(self.scale_)
         n_held = min(round(self.validation_fraction * len(data)), len(data) - 1)
         held, data = shuffled[:n_held], shuffled[n_held:]
-        held_spread = (held - held.mean(dim=0)).pow(2).sum(dim=1).mean().clamp_min(1e-12) if n_held else None
+        held_spread = (held - held.mean(dim=0)).square().sum(dim=1).mean().clamp_min(1e-12) if n_held else None
         self._initialise(data, generator)
         self.start_fit(data)
         parameters = [self.W_enc, self.b_enc, self.W_dec, self.b_dec]
@@ -601,7 +601,7 @@ class SparseAutoencoder(Method):
     def _track_firing(self, batch: Batch) -> None:
         fired = torch.bincount(batch.codes.cols, minlength=self.n_latents) > 0
         self._samples_since_fired += len(batch.x)
-        self._samples_since_fired[fired] = 0
+        self._samples_since_fired.masked_fill_(fired, 0)
 
     def _window_error(self, held: torch.Tensor, held_spread: torch.Tensor | None, window: list[float]) -> float:
         """The rule's error after a window: on the held-out samples [n_held, d] with the inference
