@@ -37,12 +37,12 @@ def summarise(results: dict) -> str:
         notes = "; ".join(f"{k}={v}" for k, v in extra.items())
         lines.append(f"| {bench['name']} | {stats['min']:.3f} | {stats['mean']:.3f} | {notes} |")
         throughput = extra.get("samples_per_s")
-        for other in ("naive", "saelens"):
-            if isinstance(throughput, dict) and f"ours_over_{other}" in extra:
-                ratio = extra[f"ours_over_{other}"]
-                ratios.append(f"Top-k SAE training, {extra['shape']}: ours / {other} = {ratio['median']:.2f}x "
+        for key, ratio in extra.items() if isinstance(throughput, dict) else []:
+            name, _, other = key.partition("_over_")
+            if other and name in throughput and other in throughput:
+                ratios.append(f"Top-k SAE training, {extra['shape']}: {name} / {other} = {ratio['median']:.2f}x "
                               f"(median of rounds, range {ratio['min']:.2f}-{ratio['max']:.2f}; best rounds "
-                              f"{throughput['ours']} vs {throughput[other]} samples/s)")
+                              f"{throughput[name]} vs {throughput[other]} samples/s)")
     lines += [""] + ratios if ratios else []
     return "\n".join(lines) + "\n"
 
