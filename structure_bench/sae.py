@@ -372,12 +372,14 @@ class SparseAutoencoder(Method):
         return Codes(rows, cols, values, runs)
 
     def decode_codes(self, codes: Codes, n_rows: int, bias: bool = True) -> torch.Tensor:
-        """Reconstructions [n_rows, d] from sparse codes (with or without the decoder bias)."""
+        """Reconstructions [n_rows, d] from sparse codes (with or without the decoder bias); the
+        decoder's gradient is wired in only where autograd records."""
         out = F.embedding_bag(
             codes.cols, self.W_dec.detach(), _starts(codes.rows, n_rows), mode="sum", per_sample_weights=codes.values
         )
-        runs = codes.latent_runs(self.n_latents)
-        out = _WithDecoderGradient.apply(out, self.W_dec, codes.values.detach(), codes.rows, runs)
+        if torch.is_grad_enabled():
+            runs = codes.latent_runs(self.n_latents)
+            out = _WithDecoderGradient.apply(out, self.W_dec, codes.values.detach(), codes.rows, runs)
         return out + self.b_dec if bias else out
 
     def dead_latent_loss(self, batch: Batch) -> torch.Tensor:
@@ -544,8 +546,7 @@ class SparseAutoencoder(Method):
         rows, cols = entries(codes)
         if len(rows) > _SPARSE_DENSITY * codes.numel():
             return codes @ self.W_dec + self.b_dec
-        values = values_at(codes, rows, cols)
-        return F.embedding_bag(cols, self.W_dec, _starts(rows, len(codes)), mode="sum", per_sample_weights=values) + self.b_dec
+        return self.decode_codes(Codes(rows, cols, values_at(codes, rows, cols)), len(codes))
 
     def _decoder_chunks(self) -> int:
         # Rows per chunk for the decoder's row-wise updates: each chunk's two passes stay in cache

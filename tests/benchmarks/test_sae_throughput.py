@@ -89,10 +89,10 @@ def saelens_topk_training(X: np.ndarray, steps: int, batch: int, k: int = K) -> 
             since_fired[(out.feature_acts > 0).any(dim=0)] = 0
 
 
-def ours(X: np.ndarray, steps: int, batch: int, k: int = K, aux_coeff: float = 1 / 32) -> None:
+def ours(X: np.ndarray, steps: int, batch: int, k: int = K, **params: float) -> None:
     """structure_bench's TopKSAE at the loops' common lr; tol=-1 never stops early, so it trains
-    exactly ``steps`` steps (the aux-k loss included, as in the suite's fits)."""
-    sae = TopKSAE(N_LATENTS, k, seed=0, max_steps=steps, batch_size=batch, lr=LR, tol=-1.0, aux_coeff=aux_coeff, progress=False)
+    exactly ``steps`` steps (the aux-k loss included, as in the suite's fits, unless params turn it off)."""
+    sae = TopKSAE(N_LATENTS, k, seed=0, max_steps=steps, batch_size=batch, lr=LR, tol=-1.0, progress=False, **params)
     assert sae.fit(X).n_steps_ == steps
 
 
