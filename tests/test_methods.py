@@ -318,6 +318,27 @@ def test_largest_positive_keeps_each_rows_k_largest_positive_allowed_entries(shi
     assert crowded == {-3.0: 0, 0.5: 63}.get(shift, crowded) and (shift != -1.0 or 0 < crowded < 63)
 
 
+@pytest.mark.parametrize("kernel", ["onednn", "addmm"])  # this build's oneDNN op, and builds without it
+def test_linear_is_the_affine_map_and_records_through_addmm(kernel, monkeypatch) -> None:
+    if kernel == "addmm":
+        monkeypatch.setattr(sae_module, "_ONEDNN_LINEAR", None)
+    generator = torch.Generator().manual_seed(3)
+    x, weight, bias = torch.randn(70, 192, generator=generator), torch.randn(96, 192, generator=generator), torch.randn(96, generator=generator)
+    assert weight.numel() >= sae_module._ONEDNN_MIN_WEIGHTS
+    exact = x.double() @ weight.double().T + bias.double()
+    for w in (weight, weight.T.contiguous().T):  # the decoder's transpose: strided weights too
+        with torch.no_grad():
+            out = sae_module.linear(x, w, bias)
+        assert out.shape == (70, 96) and not out.requires_grad
+        torch.testing.assert_close(out.double(), exact, rtol=0, atol=1e-4)
+    # Where autograd records, exactly torch.addmm, with its gradients.
+    weight.requires_grad_()
+    out = sae_module.linear(x, weight, bias)
+    assert torch.equal(out, torch.addmm(bias, x, weight.T))
+    out.sum().backward()
+    torch.testing.assert_close(weight.grad, x.sum(dim=0).expand(96, 192))
+
+
 @pytest.mark.parametrize("k", [2, 40])  # sparse codes (gathered decoder rows) and dense ones (a matmul)
 def test_decode_of_dense_codes_is_the_matmul(k) -> None:
     sae = sb.get_method("topk-sae")(n_latents=64, l0_target=k, seed=0)
