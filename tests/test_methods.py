@@ -322,6 +322,8 @@ def test_largest_positive_keeps_each_rows_k_largest_positive_allowed_entries(shi
 def test_linear_is_the_affine_map_and_records_through_addmm(kernel, monkeypatch) -> None:
     if kernel == "addmm":
         monkeypatch.setattr(sae_module, "_ONEDNN_LINEAR", None)
+    elif sae_module._ONEDNN_LINEAR is None:
+        pytest.skip("this torch build has no oneDNN linear; the addmm case covers it")
     generator = torch.Generator().manual_seed(3)
     x, weight, bias = torch.randn(70, 192, generator=generator), torch.randn(96, 192, generator=generator), torch.randn(96, generator=generator)
     assert weight.numel() >= sae_module._ONEDNN_MIN_WEIGHTS

@@ -37,9 +37,11 @@ def summarise(results: dict) -> str:
         notes = "; ".join(f"{k}={v}" for k, v in extra.items())
         lines.append(f"| {bench['name']} | {stats['min']:.3f} | {stats['mean']:.3f} | {notes} |")
         throughput = extra.get("samples_per_s")
+        if not isinstance(throughput, dict):
+            continue
         for key, ratio in extra.items():
             name, _, other = key.partition("_over_")
-            if isinstance(throughput, dict) and name in throughput and other in throughput:
+            if name in throughput and other in throughput:
                 ratios.append(f"Top-k SAE training, {extra['shape']}: {name} / {other} = {ratio['median']:.2f}x "
                               f"(median of rounds, range {ratio['min']:.2f}-{ratio['max']:.2f}; best rounds "
                               f"{throughput[name]} vs {throughput[other]} samples/s)")
