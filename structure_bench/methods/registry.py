@@ -64,8 +64,6 @@ def get_method(spec: str) -> type:
     raise UnknownMethodError(f"unknown method {spec!r}{METHODS.suggestion(spec)} (see `structure-bench methods`)")
 
 
-
-
 def method_source(cls: type) -> str:
     """A digest of a method's code, which resume compares to recompute records of changed code.
 
