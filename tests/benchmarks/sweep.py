@@ -6,12 +6,12 @@ from __future__ import annotations
 import functools
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import structure_bench as sb
+from structure_bench.executors import spawn_pool
 from structure_bench.methods import not_applicable
 
 # Worker processes: each fit uses one thread (SAE training and BLAS), so two keep 2 cores busy.
@@ -38,9 +38,11 @@ def _evaluate(fit: Fit) -> dict[str, Any]:
 
 
 def run_fits(fits: list[Fit]) -> list[dict[str, Any]]:
-    """Their records, in order (failed fits give failed records)."""
-    with ProcessPoolExecutor(JOBS) as pool:
-        return list(pool.map(_evaluate, fits))
+    """Their records, in order (failed fits give failed records). Spawned workers, one fit at a time
+    each. Not forked ones (ProcessPoolExecutor's default): one spun forever on MKL's allocator lock
+    (in a pizza task's float64 einsum) partway through a sweep of long SAE runs."""
+    with spawn_pool(JOBS) as pool:
+        return list(pool.imap(_evaluate, fits))
 
 
 def suite_cells(tasks: list[str] | None = None) -> list[tuple[str, sb.Cell]]:
