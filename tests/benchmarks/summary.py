@@ -51,17 +51,38 @@ def summarise(results: dict) -> str:
 
 def _convergence(extra: dict) -> list[str]:
     main, fvu = extra["largest_main_gap"], extra["largest_fvu_gap"]
+    rows = extra.get("rows", [])
+    lengths = list(rows[0].get("scores", {"1x": 0, "4x": 0})) if rows else ["1x", "4x"]
     return [
-        f"Convergence ({extra['cells']} cells, default rule against a 4x-longer run): largest main-score gap "
+        f"Convergence ({extra['cells']} cells, default rule against a {lengths[1]}-longer run): largest main-score gap "
         f"{main['main_gap']:.4f} ({main['cell']}), largest relative FVU gap {fvu['fvu_gap']:+.2%} ({fvu['cell']}); "
         f"{len(extra['outside_target'])} cells outside 0.01 / 5%, {len(extra['not_converged'])} stopped by the cap.",
         "", "| method | cells | largest main gap | FVU gap range (default - long) / long | outside 0.01 / 5% "
         "| main gap within the board's seed range | fit s default / long |",
         "|---|---|---|---|---|---|---|",
-    ] + [_convergence_row(method, [r for r in extra.get("rows", []) if r["method"] == method])
-         for method in dict.fromkeys(r["method"] for r in extra.get("rows", []))] + [
+    ] + [_convergence_row(method, [r for r in rows if r["method"] == method])
+         for method in dict.fromkeys(r["method"] for r in rows)] + [
         "", "Cells outside the target: " + (", ".join(
             f"{r['cell']} (main {r['main_gap']:.3f}, FVU {r['fvu_gap']:+.1%})" for r in extra["outside_target"]) or "none"),
+    ] + (_lengths(rows, lengths) if len(lengths) > 2 else [])
+
+
+def _lengths(rows: list[dict], lengths: list[str]) -> list[str]:
+    """Each cell's scores at every run length, and how many of the first long runs are within the
+    target of the longest."""
+    def close(a: list[float], b: list[float]) -> bool:
+        return abs(a[0] - b[0]) <= 0.01 and abs(a[1] - b[1]) <= 0.05 * max(b[1], 1e-6)
+
+    held = sum(close(r["scores"][lengths[1]], r["scores"][lengths[-1]]) for r in rows)
+    slash = " / ".join(lengths)
+    return [
+        "", f"{held} of {len(rows)} cells: the {lengths[1]} run within 0.01 main score and 5% FVU of the {lengths[-1]} run.",
+        "", f"| cell | main {slash} | FVU {slash} | dead {slash} |", "|---|---|---|---|",
+    ] + [
+        f"| {r['cell']} | " + " | ".join(
+            " / ".join(f"{r['scores'][n][i]:{fmt}}" for n in lengths) for i, fmt in enumerate((".3f", ".4f", ".2f"))
+        ) + " |"
+        for r in rows
     ]
 
 

@@ -15,6 +15,11 @@ runs from it instead of refitting them. STRUCTURE_BENCH_METHODS (comma-separated
 methods, as STRUCTURE_BENCH_TASKS narrows the tasks. STRUCTURE_BENCH_SAE_PARAMS (a JSON object,
 e.g. '{"resample": true}') sets SAE parameters for both runs of every SAE cell, so a training
 choice is measured the same way (its default runs are refitted, never read from a folder).
+STRUCTURE_BENCH_CELLS (comma-separated labels as in the rows, "pizza-v2 topk-sae w512-k20") keeps
+only those cells. STRUCTURE_BENCH_CONVERGENCE_FACTORS (comma-separated, default "4") sets how many
+times as long the long runs are: the gaps and the target are against the first, and every row's
+``scores`` has main score, FVU and dead fraction at each length (is the 4x run itself converged?
+"4,16"; ``summary.py`` tabulates them).
 """
 
 import json
@@ -31,11 +36,11 @@ ITERATIVE = (*SAES, "sparse-coding", "nmf", "ica")
 MAIN_GAP, FVU_GAP = 0.01, 0.05
 
 
-def longer_params(method: str, training: dict) -> dict:
-    """The parameters of the run 4x as long as a default run that ended with ``training``."""
+def longer_params(method: str, training: dict, factor: int) -> dict:
+    """The parameters of the run ``factor`` times as long as a default run that ended with ``training``."""
     if method in SAES:
-        return {"max_steps": 4 * training["steps"], "tol": -1.0}
-    return {"max_iter": 4 * max(training["steps"], 1), "tol": 0.0}
+        return {"max_steps": factor * training["steps"], "tol": -1.0}
+    return {"max_iter": factor * max(training["steps"], 1), "tol": 0.0}
 
 
 def gaps(default: dict, long: dict) -> tuple[float, float]:
@@ -45,10 +50,22 @@ def gaps(default: dict, long: dict) -> tuple[float, float]:
     return main, (fvu_default - fvu_long) / max(fvu_long, 1e-6)
 
 
+def scores(record: dict) -> list[float]:
+    """[main score, FVU, dead fraction] of a record, rounded for the rows."""
+    metrics = record["metrics"]
+    return [round(metrics[record["main_score"]], 4), round(metrics["fvu"], 5), round(metrics.get("dead_fraction", float("nan")), 3)]
+
+
 @pytest.mark.slow
 def test_convergence(benchmark) -> None:
     methods = [m for m in ITERATIVE if m in os.environ.get("STRUCTURE_BENCH_METHODS", ",".join(ITERATIVE)).split(",")]
     cells = [(task, cell, method) for task, cell in suite_cells() for method in methods if applies(method, task)]
+    if os.environ.get("STRUCTURE_BENCH_CELLS"):
+        wanted = set(os.environ["STRUCTURE_BENCH_CELLS"].split(","))
+        cells = [(task, cell, method) for task, cell, method in cells if f"{task} {method} {cell.name}" in wanted]
+        if unknown := wanted - {f"{task} {method} {cell.name}" for task, cell, method in cells}:
+            pytest.fail(f"STRUCTURE_BENCH_CELLS: no such cell in the narrowed suite: {', '.join(sorted(unknown))}")
+    factors = [int(f) for f in os.environ.get("STRUCTURE_BENCH_CONVERGENCE_FACTORS", "4").split(",")]
     sae_params = json.loads(os.environ.get("STRUCTURE_BENCH_SAE_PARAMS", "{}"))
     if sae_params and os.environ.get("STRUCTURE_BENCH_CONVERGENCE_FROM"):
         pytest.fail("STRUCTURE_BENCH_SAE_PARAMS changes the default runs: they cannot come from STRUCTURE_BENCH_CONVERGENCE_FROM")
@@ -60,17 +77,21 @@ def test_convergence(benchmark) -> None:
         missing = [fit for fit in defaults if fit.key not in have]
         have.update(zip([fit.key for fit in missing], run_fits(missing)))
         records = [have[fit.key] for fit in defaults]
-        longs = run_fits([
-            Fit(f.method, f.task, f.cell, {**f.params, **longer_params(f.method, r["training"])}) for f, r in zip(defaults, records)
-        ])
-        for fit, default, long in zip(defaults, records, longs, strict=True):
-            main, fvu = gaps(default, long)
+        fits = [
+            Fit(f.method, f.task, f.cell, {**f.params, **longer_params(f.method, r["training"], factor)})
+            for factor in factors for f, r in zip(defaults, records)
+        ]
+        longs = run_fits(fits)
+        for i, (fit, default) in enumerate(zip(defaults, records, strict=True)):
+            runs = longs[i :: len(defaults)]
+            main, fvu = gaps(default, runs[0])
             rows.append({
                 "cell": f"{fit.task} {fit.method} {fit.cell.name}", "method": fit.method,
                 "main_gap": round(main, 4), "fvu_gap": round(fvu, 4),
                 "steps": default["training"]["steps"], "converged": default["training"]["converged"],
-                "fit_s": round(default["provenance"]["fit_time_s"], 2), "long_fit_s": round(long["provenance"]["fit_time_s"], 2),
+                "fit_s": round(default["provenance"]["fit_time_s"], 2), "long_fit_s": round(runs[0]["provenance"]["fit_time_s"], 2),
                 "outside": main > MAIN_GAP or abs(fvu) > FVU_GAP,
+                "scores": {f"{factor}x": scores(r) for factor, r in zip([1, *factors], [default, *runs], strict=True)},
             })
 
     benchmark.pedantic(run, rounds=1, iterations=1)
