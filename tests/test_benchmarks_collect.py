@@ -41,3 +41,27 @@ def test_convergence_summary_counts_gaps_within_the_boards_seed_range(tmp_path, 
              "long_fit_s": 4.0} for n, gap in ((8, 0.02), (16, 0.08), (32, 0.0))]
     assert "| m | 3 | 0.0800 | +0.0% to +0.0% | 3 | 1 of 2 | 3 / 12 |" == summary._convergence_row("m", rows)
     summary.seed_ranges.cache_clear()
+
+
+def test_convergence_target_and_the_lengths_table() -> None:
+    """beyond_target() is the target (0.01 main score, 5% relative FVU either way); the lengths table
+    counts the cells whose first long run settled and prints each cell's scores at every length."""
+    sys.path.insert(0, str(ROOT / "tests" / "benchmarks"))
+    import summary
+    import test_convergence
+
+    def record(main: float, fvu: float) -> dict:
+        return {"main_score": "s", "metrics": {"s": main, "fvu": fvu, "dead_fraction": 0.5}}
+
+    assert not test_convergence.beyond_target(record(0.905, 0.104), record(0.9, 0.1))
+    assert test_convergence.beyond_target(record(0.92, 0.1), record(0.9, 0.1))
+    assert test_convergence.beyond_target(record(0.9, 0.106), record(0.9, 0.1))
+    assert test_convergence.beyond_target(record(0.9, 0.094), record(0.9, 0.1))
+    assert test_convergence.scores(record(0.123456, 0.0123456)) == [0.1235, 0.01235, 0.5]
+    rows = [
+        {"cell": "t m w8-k2", "long_settled": True, "scores": {"1x": [0.5, 0.2, 0.1], "4x": [0.9, 0.1, 0.2], "16x": [0.9, 0.1, 0.2]}},
+        {"cell": "t m w16-k2", "long_settled": False, "scores": {"1x": [0.5, 0.2, 0.1], "4x": [0.6, 0.1, 0.2], "16x": [0.8, 0.3, 0.4]}},
+    ]
+    lines = summary._lengths(rows, ["1x", "4x", "16x"])
+    assert "1 of 2 cells: the 4x run within 0.01 main score and 5% FVU of the 16x run." in lines
+    assert "| t m w16-k2 | 0.500 / 0.600 / 0.800 | 0.2000 / 0.1000 / 0.3000 | 0.10 / 0.20 / 0.40 |" in lines

@@ -16,6 +16,7 @@ from functools import cache
 from pathlib import Path
 
 from structure_bench import Cell
+from sweep import label
 
 BOARD = Path(__file__).resolve().parents[2] / "leaderboard" / "submissions"
 
@@ -52,7 +53,7 @@ def summarise(results: dict) -> str:
 def _convergence(extra: dict) -> list[str]:
     main, fvu = extra["largest_main_gap"], extra["largest_fvu_gap"]
     rows = extra.get("rows", [])
-    lengths = list(rows[0].get("scores", {"1x": 0, "4x": 0})) if rows else ["1x", "4x"]
+    lengths = extra.get("lengths", ["1x", "4x"])
     return [
         f"Convergence ({extra['cells']} cells, default rule against a {lengths[1]}-longer run): largest main-score gap "
         f"{main['main_gap']:.4f} ({main['cell']}), largest relative FVU gap {fvu['fvu_gap']:+.2%} ({fvu['cell']}); "
@@ -70,10 +71,7 @@ def _convergence(extra: dict) -> list[str]:
 def _lengths(rows: list[dict], lengths: list[str]) -> list[str]:
     """Each cell's scores at every run length, and how many of the first long runs are within the
     target of the longest."""
-    def close(a: list[float], b: list[float]) -> bool:
-        return abs(a[0] - b[0]) <= 0.01 and abs(a[1] - b[1]) <= 0.05 * max(b[1], 1e-6)
-
-    held = sum(close(r["scores"][lengths[1]], r["scores"][lengths[-1]]) for r in rows)
+    held = sum(r["long_settled"] for r in rows)
     slash = " / ".join(lengths)
     return [
         "", f"{held} of {len(rows)} cells: the {lengths[1]} run within 0.01 main score and 5% FVU of the {lengths[-1]} run.",
@@ -106,8 +104,9 @@ def seed_ranges() -> dict[str, float]:
     for path in BOARD.glob("*.json"):
         for record in json.loads(path.read_text())["records"]:
             if record["status"] == "ok":
-                label = f"{record['task']} {record['method']} {Cell(**record['cell']).name}"
-                scores[label].append(record["metrics"][record["main_score"]])
+                scores[label(record["task"], record["method"], Cell(**record["cell"]))].append(
+                    record["metrics"][record["main_score"]]
+                )
     return {label: max(values) - min(values) for label, values in scores.items() if len(values) > 1}
 
 

@@ -37,6 +37,11 @@ def _evaluate(fit: Fit) -> dict[str, Any]:
     return sb.evaluate(fit.method, fit.task, fit.cell, seed=fit.seed, params=fit.params or None)
 
 
+def label(task: str, method: str, cell: sb.Cell) -> str:
+    """A cell's label in the benchmarks' rows and STRUCTURE_BENCH_CELLS: "pizza-v2 topk-sae w512-k20"."""
+    return f"{task} {method} {cell.name}"
+
+
 def run_fits(fits: list[Fit]) -> list[dict[str, Any]]:
     """Their records, in order (failed fits give failed records). Spawned workers, one fit at a time
     each. Not forked ones (ProcessPoolExecutor's default): one spun forever on MKL's allocator lock

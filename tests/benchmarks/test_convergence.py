@@ -29,7 +29,7 @@ import pytest
 
 import structure_bench as sb
 
-from sweep import Fit, applies, records_from, run_fits, suite_cells
+from sweep import Fit, applies, label, records_from, run_fits, suite_cells
 
 SAES = ("relu-sae", "topk-sae", "batchtopk-sae", "matryoshka-sae")
 ITERATIVE = (*SAES, "sparse-coding", "nmf", "ica")
@@ -50,6 +50,12 @@ def gaps(default: dict, long: dict) -> tuple[float, float]:
     return main, (fvu_default - fvu_long) / max(fvu_long, 1e-6)
 
 
+def beyond_target(default: dict, long: dict) -> bool:
+    """Whether two records are further apart than the target: 0.01 main score or 5% relative FVU."""
+    main, fvu = gaps(default, long)
+    return main > MAIN_GAP or abs(fvu) > FVU_GAP
+
+
 def scores(record: dict) -> list[float]:
     """[main score, FVU, dead fraction] of a record, rounded for the rows."""
     metrics = record["metrics"]
@@ -62,10 +68,12 @@ def test_convergence(benchmark) -> None:
     cells = [(task, cell, method) for task, cell in suite_cells() for method in methods if applies(method, task)]
     if os.environ.get("STRUCTURE_BENCH_CELLS"):
         wanted = set(os.environ["STRUCTURE_BENCH_CELLS"].split(","))
-        cells = [(task, cell, method) for task, cell, method in cells if f"{task} {method} {cell.name}" in wanted]
-        if unknown := wanted - {f"{task} {method} {cell.name}" for task, cell, method in cells}:
+        labelled = {label(task, method, cell): (task, cell, method) for task, cell, method in cells}
+        if unknown := wanted - labelled.keys():
             pytest.fail(f"STRUCTURE_BENCH_CELLS: no such cell in the narrowed suite: {', '.join(sorted(unknown))}")
+        cells = [unit for name, unit in labelled.items() if name in wanted]
     factors = [int(f) for f in os.environ.get("STRUCTURE_BENCH_CONVERGENCE_FACTORS", "4").split(",")]
+    lengths = [f"{factor}x" for factor in (1, *factors)]
     sae_params = json.loads(os.environ.get("STRUCTURE_BENCH_SAE_PARAMS", "{}"))
     if sae_params and os.environ.get("STRUCTURE_BENCH_CONVERGENCE_FROM"):
         pytest.fail("STRUCTURE_BENCH_SAE_PARAMS changes the default runs: they cannot come from STRUCTURE_BENCH_CONVERGENCE_FROM")
@@ -86,17 +94,20 @@ def test_convergence(benchmark) -> None:
             runs = longs[i :: len(defaults)]
             main, fvu = gaps(default, runs[0])
             rows.append({
-                "cell": f"{fit.task} {fit.method} {fit.cell.name}", "method": fit.method,
+                "cell": label(fit.task, fit.method, fit.cell), "method": fit.method,
                 "main_gap": round(main, 4), "fvu_gap": round(fvu, 4),
                 "steps": default["training"]["steps"], "converged": default["training"]["converged"],
                 "fit_s": round(default["provenance"]["fit_time_s"], 2), "long_fit_s": round(runs[0]["provenance"]["fit_time_s"], 2),
-                "outside": main > MAIN_GAP or abs(fvu) > FVU_GAP,
-                "scores": {f"{factor}x": scores(r) for factor, r in zip([1, *factors], [default, *runs], strict=True)},
+                "outside": beyond_target(default, runs[0]),
+                "scores": dict(zip(lengths, map(scores, [default, *runs]), strict=True)),
+                # Is the first long run within the target of the longest (converged by then)?
+                "long_settled": not beyond_target(runs[0], runs[-1]),
             })
 
     benchmark.pedantic(run, rounds=1, iterations=1)
     outside = [r for r in rows if r["outside"]]
     benchmark.extra_info["cells"] = len(rows)
+    benchmark.extra_info["lengths"] = lengths
     benchmark.extra_info["largest_main_gap"] = max(rows, key=lambda r: r["main_gap"])
     benchmark.extra_info["largest_fvu_gap"] = max(rows, key=lambda r: abs(r["fvu_gap"]))
     benchmark.extra_info["not_converged"] = [r["cell"] for r in rows if not r["converged"]]
