@@ -37,12 +37,6 @@ _WINDOW = 100
 _PATIENCE = 3
 # The rule may hold only after this many windows.
 _MIN_WINDOWS = 4
-# The rule reads the held-out error of a running average of the weights, not of the weights
-# themselves: at a constant learning rate they jitter, and the jitter hides slow progress (README,
-# Convergence). The average decays by this much a step (a time constant of one window) and takes
-# the weights every this many steps.
-_AVERAGE_DECAY = 0.99
-_AVERAGE_EVERY = 8
 # Dead latents are resampled towards the worst reconstructed of this many random training samples.
 _RESAMPLE_POOL = 4096
 # Fits estimated to take longer than this many multiply-adds show a progress bar (on a terminal).
@@ -294,9 +288,6 @@ class SparseAutoencoder(Method):
     samples). It stops
     learning when the stopping rule holds: the best held-out error of the last ``_PATIENCE`` windows
     is less than ``tol`` (relative) below the best before them, at least ``_MIN_WINDOWS`` windows in,
-    the error being that of a running average of the weights (``_AVERAGE_DECAY``: at a constant
-    learning rate the weights jitter, and their own error hides slow progress; the average only
-    reads the fit, the fit trains and ends on its own weights),
     counting only the windows since ``settled`` last said no (a ReLU SAE's error rises while its
     L1 coefficient pushes the L0 down to the target; measured against windows before that, it
     would stall at once). Then it anneals: the learning rate falls linearly to 0 over a further
@@ -332,8 +323,7 @@ class SparseAutoencoder(Method):
     -----------------
     decoder_ : [n_latents, d]. decoder_bias_ : [d]. scale_ : the data's scale.
     n_steps_ : steps taken. converged_ : whether the stopping rule held before the cap.
-    error_history_ : held-out reconstruction error (share of variance) of the averaged weights after
-        each window.
+    error_history_ : held-out reconstruction error (share of variance) after each window.
     dead_fraction_ : share of latents dead at the end of training. n_resampled_ : latents resampled.
     training_ : ``{"steps", "converged", "final_loss", "dead_fraction"}`` for the record.
     """
@@ -460,7 +450,6 @@ class SparseAutoencoder(Method):
         self.start_fit(data)
         parameters = [self.W_enc, self.b_enc, self.W_dec, self.b_dec]
         optimiser = torch.optim.Adam(parameters, lr=self.lr, fused=True)
-        average = [parameter.detach().clone() for parameter in parameters]  # what the rule reads
         self.error_history_: list[float] = []
         self.n_resampled_ = 0
         self.converged_ = False
@@ -488,10 +477,6 @@ class SparseAutoencoder(Method):
                 optimiser.step()
                 self._constrain_decoder()
                 self._track_firing(batch)
-                if len(held) and step % _AVERAGE_EVERY == 0:
-                    with torch.no_grad():
-                        for mean, parameter in zip(average, parameters, strict=True):
-                            mean.lerp_(parameter, 1 - _AVERAGE_DECAY**_AVERAGE_EVERY)
                 if not len(held):
                     with torch.no_grad():
                         window.append(self.reconstruction_error(batch.x, batch.x_hat).item())
@@ -500,8 +485,7 @@ class SparseAutoencoder(Method):
                 if step >= end:
                     break
                 if in_window == _WINDOW:
-                    with self._weights(average):
-                        self.error_history_.append(self._window_error(held, held_spread, window))
+                    self.error_history_.append(self._window_error(held, held_spread, window))
                     window, in_window = [], 0
                     bar.set_postfix(error=f"{self.error_history_[-1]:.4g}", refresh=False)
                     if anneal_start is not None:
@@ -651,21 +635,6 @@ class SparseAutoencoder(Method):
         fired = torch.bincount(batch.codes.cols, minlength=self.n_latents) > 0
         self._samples_since_fired += len(batch.x)
         self._samples_since_fired.masked_fill_(fired, 0)
-
-    @contextmanager
-    def _weights(self, weights: list[torch.Tensor]) -> Iterator[None]:
-        """Run the block with the weights [W_enc, b_enc, W_dec, b_dec] in place of the fit's own,
-        restored bit for bit after it (so the rule's reading does not change the trajectory)."""
-        parameters = [self.W_enc, self.b_enc, self.W_dec, self.b_dec]
-        with torch.no_grad():
-            own = [parameter.clone() for parameter in parameters]
-            for parameter, weight in zip(parameters, weights, strict=True):
-                parameter.copy_(weight)
-            try:
-                yield
-            finally:
-                for parameter, weight in zip(parameters, own, strict=True):
-                    parameter.copy_(weight)
 
     def _window_error(self, held: torch.Tensor, held_spread: torch.Tensor | None, window: list[float]) -> float:
         """The rule's error after a window: on the held-out samples [n_held, d] with the inference

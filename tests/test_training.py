@@ -1,7 +1,6 @@
 """How fits end: the SAE stopping rule, its cap and anneal, dead-latent resampling, the other
 iterative baselines' training reports, and the record's ``training`` field."""
 
-import contextlib
 import gc
 
 import numpy as np
@@ -69,31 +68,6 @@ def test_the_rule_counts_only_windows_since_the_variant_settled(planted) -> None
 
     sae = SlowToSettle(24, 2, seed=0, max_steps=20000, tol=1.0).fit(planted)
     assert sae.converged_ and sae.n_steps_ == 900 + 100
-
-
-def test_the_rule_reads_a_running_average_of_the_weights_and_leaves_the_fit_alone(planted, monkeypatch) -> None:
-    # The first window's error is measured on the initial weights moved towards the weights after
-    # every 8th step by 1 - 0.99**8 (a time constant of one window), not on the weights of step 100.
-    seen: dict[str, list[torch.Tensor]] = {"initial": [], "stepped": [], "read": []}
-
-    def recorder(name: str, method):  # noqa: ANN001, ANN202
-        return lambda self, *args: seen[name].append(self.W_dec.detach().clone()) or method(self, *args)
-
-    initialise, constrain, window_error = TopKSAE._initialise, TopKSAE._constrain_decoder, TopKSAE._window_error
-    monkeypatch.setattr(TopKSAE, "_initialise", lambda self, *args: initialise(self, *args) or seen["initial"].append(self.W_dec.detach().clone()))
-    monkeypatch.setattr(TopKSAE, "_constrain_decoder", lambda self: constrain(self) or seen["stepped"].append(self.W_dec.detach().clone()))
-    monkeypatch.setattr(TopKSAE, "_window_error", recorder("read", window_error))
-    sae = TopKSAE(24, 2, seed=0, max_steps=150, tol=-1.0, anneal=0.0).fit(planted)
-    expected = seen["initial"][0].clone()
-    for step in range(8, 101, 8):
-        expected.lerp_(seen["stepped"][step - 1], 1 - 0.99**8)
-    torch.testing.assert_close(seen["read"][0], expected)
-    assert (seen["read"][0] - seen["stepped"][99]).abs().max() > 0.01
-    # The final error is the fit's own weights', and reading the average changed nothing: the same
-    # fit with the swap a no-op ends on the same bits.
-    assert np.array_equal(seen["read"][-1].numpy(), sae.decoder_)
-    monkeypatch.setattr(TopKSAE, "_weights", lambda self, weights: contextlib.nullcontext())
-    assert np.array_equal(TopKSAE(24, 2, seed=0, max_steps=150, tol=-1.0, anneal=0.0).fit(planted).decoder_, sae.decoder_)
 
 
 def _modes() -> tuple[bool, bool]:
