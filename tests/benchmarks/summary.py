@@ -107,7 +107,7 @@ def seed_ranges() -> dict[str, float]:
                 scores[label(record["task"], record["method"], Cell(**record["cell"]))].append(
                     record["metrics"][record["main_score"]]
                 )
-    return {label: max(values) - min(values) for label, values in scores.items() if len(values) > 1}
+    return {name: max(values) - min(values) for name, values in scores.items() if len(values) > 1}
 
 
 def _comparison(cells: dict) -> list[str]:
