@@ -521,17 +521,10 @@ class SparseAutoencoder(Method):
 
     # -- internals ------------------------------------------------------------------------
     def _initialise(self, data: torch.Tensor, generator: torch.Generator) -> None:
-        # Tied initialisation from the data: decoder rows point from the data's mean at random
-        # training samples (with a 1e-3 jitter), encoder = decoder transpose.
+        # Tied initialisation: random unit decoder rows, encoder = decoder transpose.
         d = data.shape[1]
-        torch.randn(self.n_latents, d, generator=generator)  # the random init's draw, kept for comparison
-        if self.n_latents <= len(data):
-            picked = torch.randperm(len(data), generator=generator)[: self.n_latents]
-        else:
-            picked = torch.randint(len(data), (self.n_latents,), generator=generator)
-        W_dec = data.index_select(0, picked) - data.mean(dim=0)
-        W_dec += 1e-3 * torch.randn(W_dec.shape, generator=generator) * W_dec.norm(dim=1, keepdim=True).mean()
-        W_dec /= W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        W_dec = torch.randn(self.n_latents, d, generator=generator)
+        W_dec /= W_dec.norm(dim=1, keepdim=True)
         self.W_dec = W_dec.requires_grad_()
         self.W_enc = W_dec.detach().clone().requires_grad_()
         self.b_enc = torch.zeros(self.n_latents, requires_grad=True)
