@@ -102,14 +102,6 @@ def ours_without_aux(X: np.ndarray, steps: int, batch: int, k: int = K) -> None:
     ours(X, steps, batch, k, aux_coeff=0.0)
 
 
-@pytest.fixture
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize(("data", "k", "batch"), [("synthetic", K, 256), ("synthetic", K, 1024), ("pizza", PIZZA_K, 256)])
 def test_topk_sae_training_throughput(benchmark, data, k, batch) -> None:

@@ -47,15 +47,11 @@ def _numpy_flat(values: torch.Tensor, kept: int) -> torch.Tensor:
 
 
 def _rounds(benchmark, select: Callable, pool: list[torch.Tensor], k: int) -> None:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        benchmark.pedantic(lambda: [select(x, k) for x in pool], rounds=20, warmup_rounds=2)
-    finally:
-        torch.set_num_threads(previous)
+    benchmark.pedantic(lambda: [select(x, k) for x in pool], rounds=20, warmup_rounds=2)
     benchmark.extra_info["us_per_call"] = round(benchmark.stats.stats.min / len(pool) * 1e6, 1)
 
 
+@pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("route", ["sae.top_k", "torch", "numpy"])
 @pytest.mark.parametrize(("n", "k"), ROWS, ids=[f"n{n}-k{k}" for n, k in ROWS])
 def test_row_top_k(benchmark, n: int, k: int, route: str) -> None:
@@ -67,6 +63,7 @@ def test_row_top_k(benchmark, n: int, k: int, route: str) -> None:
     _rounds(benchmark, select, pool, k)
 
 
+@pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("route", ["torch", "numpy"])
 @pytest.mark.parametrize(("size", "kept"), FLAT, ids=[f"{s}-keep{k}" for s, k in FLAT])
 def test_batch_top_k(benchmark, size: int, kept: int, route: str) -> None:
