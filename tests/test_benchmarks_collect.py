@@ -65,3 +65,25 @@ def test_convergence_target_and_the_lengths_table() -> None:
     lines = summary._lengths(rows, ["1x", "4x", "16x"])
     assert "1 of 2 cells: the 4x run within 0.01 main score and 5% FVU of the 16x run." in lines
     assert "| t m w16-k2 | 0.500 / 0.600 / 0.800 | 0.2000 / 0.1000 / 0.3000 | 0.10 / 0.20 / 0.40 |" in lines
+
+
+def test_twins_count_the_gaps_rounding_does_not_explain() -> None:
+    """A cell outside the target is beyond its twins when its gap exceeds the target and the sum of
+    its two twins' gaps, in main score or in FVU; the table counts twins apart by the target."""
+    sys.path.insert(0, str(ROOT / "tests" / "benchmarks"))
+    import summary
+
+    def row(main: float, fvu: float, twins: tuple[tuple[float, float], tuple[float, float]]) -> dict:
+        return {"cell": f"t m w{len(rows)}-k2", "method": "m", "main_gap": main, "fvu_gap": fvu,
+                "outside": main > 0.01 or abs(fvu) > 0.05,
+                "twin": {n: {"main_gap": m, "fvu_gap": f} for n, (m, f) in zip(("1x", "4x"), twins)}}
+
+    rows: list[dict] = []
+    for case in ((0.05, 0.0, ((0.001, 0.0), (0.002, 0.0))),  # beyond: rounding moves it 0.003
+                 (0.05, 0.0, ((0.03, 0.0), (0.04, 0.06))),  # within 0.03 + 0.04; the 4x twins apart
+                 (0.0, -0.2, ((0.0, 0.01), (0.0, -0.02))),  # beyond in FVU
+                 (0.005, 0.01, ((0.0, 0.0), (0.0, 0.0)))):  # inside the target
+        rows.append(row(*case))
+    assert [summary.beyond_twins(r) for r in rows] == [True, False, True, False]
+    lines = summary._twins(rows, ["1x", "4x"])
+    assert "| m | 4 | 1 | 1 | 0.0005 / 0.0010 | 0.040 (t m w1-k2) | 3 | 2 |" in lines

@@ -10,6 +10,7 @@ board's three seeds at that cell (``leaderboard/submissions``): how the gap comp
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from collections import defaultdict
 from functools import cache
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from structure_bench import Cell
 from sweep import label
+from test_convergence import FVU_GAP, MAIN_GAP, outside
 
 BOARD = Path(__file__).resolve().parents[2] / "leaderboard" / "submissions"
 
@@ -65,7 +67,42 @@ def _convergence(extra: dict) -> list[str]:
          for method in dict.fromkeys(r["method"] for r in rows)] + [
         "", "Cells outside the target: " + (", ".join(
             f"{r['cell']} (main {r['main_gap']:.3f}, FVU {r['fvu_gap']:+.1%})" for r in extra["outside_target"]) or "none"),
-    ] + (_lengths(rows, lengths) if len(lengths) > 2 else [])
+    ] + (_lengths(rows, lengths) if len(lengths) > 2 else []) + _twins([r for r in rows if r.get("twin")], lengths[:2])
+
+
+def _twins(rows: list[dict], lengths: list[str]) -> list[str]:
+    """Each method's cells whose runs and their twins (the same runs, the learning rate changed in
+    its last bits) are further apart than the target, and the cells outside the target by more than
+    the twins' gaps add up to: gaps that rounding alone does not make."""
+    if not rows:
+        return []
+    short, long = lengths
+    head = (f"| method | cells | {short} and twin outside 0.01 / 5% | {long} and twin outside | median main gap to twin "
+            f"{short} / {long} | largest to twin {long} | outside the target | of them beyond the twins' gaps |")
+    lines = ["", f"Twins: {len(rows)} cells.", "", head, "|---|---|---|---|---|---|---|---|"]
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method]
+        apart = {n: sum(outside(r["twin"][n]["main_gap"], r["twin"][n]["fvu_gap"]) for r in mine) for n in lengths}
+        median = {n: statistics.median(r["twin"][n]["main_gap"] for r in mine) for n in lengths}
+        largest = max(mine, key=lambda r: r["twin"][long]["main_gap"])
+        beyond = [r for r in mine if r["outside"] and beyond_twins(r)]
+        lines.append(
+            f"| {method} | {len(mine)} | {apart[short]} | {apart[long]} | {median[short]:.4f} / {median[long]:.4f} "
+            f"| {largest['twin'][long]['main_gap']:.3f} ({largest['cell']}) | {sum(r['outside'] for r in mine)} | {len(beyond)} |"
+        )
+    beyond = [r for r in rows if r["outside"] and beyond_twins(r)]
+    return lines + ["", "Outside the target beyond the twins' gaps: " + (", ".join(
+        f"{r['cell']} (main {r['main_gap']:.3f}, FVU {r['fvu_gap']:+.1%}; twins' main {r['twin'][short]['main_gap']:.3f} "
+        f"+ {r['twin'][long]['main_gap']:.3f})" for r in beyond) or "none")]
+
+
+def beyond_twins(row: dict) -> bool:
+    """Whether a convergence row's gap to its long run is beyond the target by more than its two
+    twins' gaps add up to (in main score or in FVU): a gap rounding alone does not explain."""
+    one, other = row["twin"].values()
+    main = row["main_gap"] > MAIN_GAP and row["main_gap"] > one["main_gap"] + other["main_gap"]
+    fvu = abs(row["fvu_gap"]) > FVU_GAP and abs(row["fvu_gap"]) > abs(one["fvu_gap"]) + abs(other["fvu_gap"])
+    return main or fvu
 
 
 def _lengths(rows: list[dict], lengths: list[str]) -> list[str]:

@@ -19,7 +19,10 @@ STRUCTURE_BENCH_CELLS (comma-separated labels as in the rows, "pizza-v2 topk-sae
 only those cells. STRUCTURE_BENCH_CONVERGENCE_FACTORS (comma-separated, default "4") sets how many
 times as long the long runs are: the gaps and the target are against the first, and every row's
 ``scores`` has main score, FVU and dead fraction at each length (is the 4x run itself converged?
-"4,16"; ``summary.py`` tabulates them).
+"4,16"; ``summary.py`` tabulates them). STRUCTURE_BENCH_CONVERGENCE_TWIN (a relative change, e.g.
+"1e-6") also fits, at every SAE cell, a twin of the default run and of the first long run (the same
+length) with the learning rate changed by that share: two runs that differ in their last bits, so
+a gap the twins also show is not one a stopping rule could close (``summary.py`` counts them).
 """
 
 import json
@@ -82,6 +85,7 @@ def test_convergence(benchmark) -> None:
     if sae_params and os.environ.get("STRUCTURE_BENCH_CONVERGENCE_FROM"):
         pytest.fail("STRUCTURE_BENCH_SAE_PARAMS changes the default runs: they cannot come from STRUCTURE_BENCH_CONVERGENCE_FROM")
     have = records_from(os.environ.get("STRUCTURE_BENCH_CONVERGENCE_FROM"))
+    twin = float(os.environ.get("STRUCTURE_BENCH_CONVERGENCE_TWIN", "0"))
     rows: list[dict] = []
 
     def run() -> None:
@@ -93,10 +97,24 @@ def test_convergence(benchmark) -> None:
             Fit(f.method, f.task, f.cell, {**f.params, **longer_params(f.method, r["training"], factor)})
             for factor in factors for f, r in zip(defaults, records)
         ]
-        longs = run_fits(fits)
+        twins = [
+            Fit(f.method, f.task, f.cell, {**f.params, **length, "lr": r["params"]["lr"] * (1 + twin)})
+            for f, r in zip(defaults, records) if twin and f.method in SAES
+            for length in ({}, longer_params(f.method, r["training"], factors[0]))
+        ]
+        done = run_fits(fits + twins)
+        longs, twin_runs = done[: len(fits)], iter(done[len(fits) :])
         for i, (fit, default) in enumerate(zip(defaults, records, strict=True)):
             runs = longs[i :: len(defaults)]
             main, fvu = gaps(default, runs[0])
+            if twin and fit.method in SAES:
+                pair = next(twin_runs), next(twin_runs)
+                twin_gaps = {
+                    length: dict(zip(("main_gap", "fvu_gap"), (round(g, 4) for g in gaps(one, other)), strict=True))
+                    for length, one, other in zip(lengths[:2], (default, runs[0]), pair, strict=True)
+                }
+            else:
+                twin_gaps = None
             rows.append({
                 "cell": label(fit.task, fit.method, fit.cell), "method": fit.method,
                 "main_gap": round(main, 4), "fvu_gap": round(fvu, 4),
@@ -106,6 +124,8 @@ def test_convergence(benchmark) -> None:
                 "scores": dict(zip(lengths, map(scores, [default, *runs]), strict=True)),
                 # Is the first long run within the target of the longest (converged by then)?
                 "long_settled": not beyond_target(runs[0], runs[-1]),
+                # The same runs with the learning rate changed in its last bits (None: not asked for).
+                "twin": twin_gaps,
             })
 
     benchmark.pedantic(run, rounds=1, iterations=1)
