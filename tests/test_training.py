@@ -58,6 +58,19 @@ def test_the_rule_stops_a_fit_and_anneals_for_its_share_of_the_run(planted, anne
         TopKSAE(24, 2, anneal=1.0).fit(planted)
 
 
+def test_stretch_trains_that_many_times_the_rules_steps_and_is_the_longer_run(planted) -> None:
+    # The rule holds at step 400 (tol 1, as above); stretch 2.5 learns on to the first window from
+    # step 1000, then anneals for a ninth of it: the very run that trains exactly 1112 steps with the
+    # rule off (the convergence benchmark's longer run), bit for bit.
+    stretched = TopKSAE(24, 2, seed=0, max_steps=20000, tol=1.0, stretch=2.5).fit(planted)
+    assert stretched.converged_ and stretched.n_steps_ == 1000 + 112
+    longer = TopKSAE(24, 2, seed=0, max_steps=1112, tol=-1.0).fit(planted)
+    assert np.array_equal(stretched.decoder_, longer.decoder_)
+    assert stretched.error_history_ == longer.error_history_
+    with pytest.raises(MethodError, match="stretch must be >= 1"):
+        TopKSAE(24, 2, stretch=0.5).fit(planted)
+
+
 def test_the_rule_counts_only_windows_since_the_variant_settled(planted) -> None:
     # Unsettled for the first five windows: the rule, as early as it may (tol 1), needs four windows
     # after the last unsettled one (window 9, not window 6 as it would comparing with windows
