@@ -2,7 +2,8 @@
 
 NEW and OLD are ``structure-bench run`` folders (the same methods, cells and seeds, fitted under
 two training choices). Prints one Markdown row per method: cells, steps (old -> new), unit work,
-the median and largest change of the main score, the range and median of the relative FVU change,
+the mean main score (old -> new, and how many cells rise and fall by more than 0.01), the median
+and largest change of the main score, the range and median of the relative FVU change,
 how many changes are within the committed board's seed range at that cell (``summary.seed_ranges``),
 and how many move by more than the convergence target (0.01 main score or 5% relative FVU).
 """
@@ -30,9 +31,9 @@ def compare(new_dir: str | Path, old_dir: str | Path) -> str:
     both["fvu_change"] = (both.fvu - both.fvu_old) / both.fvu_old.clip(lower=1e-6)
     spread = seed_ranges()
     lines = [
-        "| method | cells | steps old -> new | unit work s old -> new | main-score change: median / largest | "
-        "FVU change: range (median) | within seed range | moved > 0.01 / 5% |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | cells | steps old -> new | unit work s old -> new | mean main score old -> new (up / down > 0.01) "
+        "| main-score change: median / largest | FVU change: range (median) | within seed range | moved > 0.01 / 5% |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for method, rows in both.groupby("method", sort=False):
         size = abs(rows.main_change)
@@ -42,6 +43,8 @@ def compare(new_dir: str | Path, old_dir: str | Path) -> str:
         lines.append(
             f"| {method} | {len(rows)} | {int(rows.train_steps_old.sum())} -> {int(rows.train_steps.sum())} | "
             f"{rows.wall_time_s_old.sum():.0f} -> {rows.wall_time_s.sum():.0f} | "
+            f"{rows.main_score_old.mean():.3f} -> {rows.main_score.mean():.3f} ({(rows.main_change > MAIN_GAP).sum()} / "
+            f"{(rows.main_change < -MAIN_GAP).sum()}) | "
             f"{statistics.median(size):.3f} / {size.max():.3f} | {rows.fvu_change.min():+.1%} to "
             f"{rows.fvu_change.max():+.1%} ({statistics.median(rows.fvu_change):+.1%}) | "
             f"{sum(change <= width for change, width in known)} of {len(known)} | {moved} |"
