@@ -138,6 +138,13 @@ def top_k(pre: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     n = pre.shape[1]
     if n < 256 or (k * 64 <= n and k < 12):
         return pre.topk(k, dim=1, sorted=False)
+    return top_k_by_partition(pre, k)
+
+
+def top_k_by_partition(pre: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``top_k``'s numpy route: (values, cols) [batch, k] by introselect (``np.argpartition``),
+    the values gathered from pre [batch, n] so that their gradient flows."""
+    n = pre.shape[1]
     cols = torch.from_numpy(np.argpartition(pre.detach().numpy(), n - k, axis=1)[:, n - k :])
     return pre.gather(1, cols), cols
 
@@ -462,7 +469,7 @@ class SparseAutoencoder(Method):
         self.n_resampled_ = 0
         self.converged_ = False
         window: list[float] = []  # the training batches' errors, read only when nothing is held out
-        in_window, anneal_start, end, rule_from, held_at = 0, None, self.max_steps, 0, None
+        in_window, anneal_start, end, rule_from, learn_until = 0, None, self.max_steps, 0, None
         batch_size = min(self.batch_size, len(data))
         order = torch.randperm(len(data), generator=generator)
         position = 0
@@ -498,13 +505,13 @@ class SparseAutoencoder(Method):
                     bar.set_postfix(error=f"{self.error_history_[-1]:.4g}", refresh=False)
                     if anneal_start is not None:
                         continue
-                    if held_at is None:
+                    if learn_until is None:  # the rule has not held yet
                         settled = self.settled()
                         if not settled:
                             rule_from = len(self.error_history_)  # compare only windows from here on
                         if settled and self._stalled(self.error_history_[rule_from:]):
-                            held_at, self.converged_ = step, True
-                    if held_at is not None and step >= self.stretch * held_at:
+                            learn_until, self.converged_ = self.stretch * step, True
+                    if learn_until is not None and step >= learn_until:
                         anneal_start = step
                         end = min(self.max_steps, step + math.ceil(step * self.anneal / (1 - self.anneal)))
                         if step >= end:

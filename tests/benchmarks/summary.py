@@ -80,17 +80,17 @@ def _twins(rows: list[dict], lengths: list[str]) -> list[str]:
     head = (f"| method | cells | {short} and twin outside 0.01 / 5% | {long} and twin outside | median main gap to twin "
             f"{short} / {long} | largest to twin {long} | outside the target | of them beyond the twins' gaps |")
     lines = ["", f"Twins: {len(rows)} cells.", "", head, "|---|---|---|---|---|---|---|---|"]
+    beyond = [r for r in rows if r["outside"] and beyond_twins(r)]
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
         apart = {n: sum(outside(r["twin"][n]["main_gap"], r["twin"][n]["fvu_gap"]) for r in mine) for n in lengths}
         median = {n: statistics.median(r["twin"][n]["main_gap"] for r in mine) for n in lengths}
         largest = max(mine, key=lambda r: r["twin"][long]["main_gap"])
-        beyond = [r for r in mine if r["outside"] and beyond_twins(r)]
         lines.append(
             f"| {method} | {len(mine)} | {apart[short]} | {apart[long]} | {median[short]:.4f} / {median[long]:.4f} "
-            f"| {largest['twin'][long]['main_gap']:.3f} ({largest['cell']}) | {sum(r['outside'] for r in mine)} | {len(beyond)} |"
+            f"| {largest['twin'][long]['main_gap']:.3f} ({largest['cell']}) | {sum(r['outside'] for r in mine)} "
+            f"| {sum(r['method'] == method for r in beyond)} |"
         )
-    beyond = [r for r in rows if r["outside"] and beyond_twins(r)]
     return lines + ["", "Outside the target beyond the twins' gaps: " + (", ".join(
         f"{r['cell']} (main {r['main_gap']:.3f}, FVU {r['fvu_gap']:+.1%}; twins' main {r['twin'][short]['main_gap']:.3f} "
         f"+ {r['twin'][long]['main_gap']:.3f})" for r in beyond) or "none")]

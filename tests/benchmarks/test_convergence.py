@@ -97,9 +97,10 @@ def test_convergence(benchmark) -> None:
             Fit(f.method, f.task, f.cell, {**f.params, **longer_params(f.method, r["training"], factor)})
             for factor in factors for f, r in zip(defaults, records)
         ]
+        twinned = [bool(twin) and fit.method in SAES for fit in defaults]
         twins = [
             Fit(f.method, f.task, f.cell, {**f.params, **length, "lr": r["params"]["lr"] * (1 + twin)})
-            for f, r in zip(defaults, records) if twin and f.method in SAES
+            for f, r, has_twin in zip(defaults, records, twinned) if has_twin
             for length in ({}, longer_params(f.method, r["training"], factors[0]))
         ]
         done = run_fits(fits + twins)
@@ -107,7 +108,7 @@ def test_convergence(benchmark) -> None:
         for i, (fit, default) in enumerate(zip(defaults, records, strict=True)):
             runs = longs[i :: len(defaults)]
             main, fvu = gaps(default, runs[0])
-            if twin and fit.method in SAES:
+            if twinned[i]:
                 pair = next(twin_runs), next(twin_runs)
                 twin_gaps = {
                     length: dict(zip(("main_gap", "fvu_gap"), (round(g, 4) for g in gaps(one, other)), strict=True))
