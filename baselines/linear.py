@@ -66,6 +66,10 @@ class _IterativeMethod(Method):
         self.max_iter = max_iter
         self.tol = tol
 
+    def validate_params(self) -> None:
+        if self.max_iter < 1:
+            raise MethodError(f"{type(self).__name__}: max_iter must be >= 1, got {self.max_iter!r}")
+
 
 # HALS works on [n_latents, m] blocks of about this many bytes at a time (an L3 cache's share):
 # measured on the pizza's 2048 x 2781 codes (row by row, before the groups below), 1.2 s a sweep
@@ -172,6 +176,7 @@ class NMFMethod(_IterativeMethod):
 
     def fit(self, X: np.ndarray) -> NMFMethod:
         """X : [n_samples, d], non-negative."""
+        self.validate_params()
         X = self._check_non_negative(X)
         generator = torch.Generator().manual_seed(int(self.seed))
         # Uniform random start at the data's scale, as scikit-learn's "random" initialisation.
@@ -219,6 +224,7 @@ class ICAMethod(_IterativeMethod):
 
     def fit(self, X: np.ndarray) -> ICAMethod:
         """X : [n_samples, d]."""
+        self.validate_params()
         X = np.asarray(X, dtype=np.float64)
         n_components = min(self.n_latents, len(X), numerical_rank(X))
         self.model_ = FastICA(

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from structure_bench.errors import MethodError
 from structure_bench.methods import extended_signature
 from structure_bench.sae import Batch, Codes, SparseAutoencoder, entries, top_k, values_at
 
@@ -128,6 +129,11 @@ class MatryoshkaSAE(BatchTopKSAE):
 
     # What the registry reads (parameter tables, checks, records): these parameters, then the loop's.
     __init__.__signature__ = extended_signature(__init__, SparseAutoencoder.__init__)
+
+    def validate_params(self) -> None:
+        super().validate_params()
+        if not self.prefix_fractions or not all(0 < f <= 1 for f in self.prefix_fractions):
+            raise MethodError(f"MatryoshkaSAE: prefix_fractions must be fractions in (0, 1], got {self.prefix_fractions!r}")
 
     def _prefix_ends(self) -> list[int]:
         ends = {max(1, min(self.n_latents, round(f * self.n_latents))) for f in self.prefix_fractions}

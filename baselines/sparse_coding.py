@@ -112,15 +112,18 @@ class SparseCoding(Method):
         self.patience = patience
         self.validation_fraction = validation_fraction
 
-    def fit(self, X: np.ndarray) -> SparseCoding:
-        """X : [n_samples, d]."""
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or len(X) < 2:
-            raise MethodError(f"sparse-coding needs a [n_samples, d] array with at least 2 samples, got {X.shape}")
+    def validate_params(self) -> None:
         if self.max_iter < 1 or self.patience < 1:
             raise MethodError(f"sparse-coding: max_iter and patience must be >= 1, got {self.max_iter}, {self.patience}")
         if not 0 <= self.validation_fraction < 1:
             raise MethodError(f"sparse-coding: validation_fraction must be in [0, 1), got {self.validation_fraction}")
+
+    def fit(self, X: np.ndarray) -> SparseCoding:
+        """X : [n_samples, d]."""
+        self.validate_params()
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or len(X) < 2:
+            raise MethodError(f"sparse-coding needs a [n_samples, d] array with at least 2 samples, got {X.shape}")
         self.mean_ = X.mean(axis=0)
         centred = X - self.mean_
         self.scale_ = float(np.sqrt((centred**2).sum(axis=1).mean())) or 1.0

@@ -73,7 +73,8 @@ def plan(
     params : method -> extra constructor parameters.
     Everything that can be checked before fitting is checked here, each with a one-line
     StructureBenchError: the method names (also those ``params`` names), the parameters' names and
-    types against each constructor (``check_params``), the seeds (integers >= 0), the cells
+    types against each constructor (``check_params``), their values at each cell (the method's
+    ``validate_params``, where it has one), the seeds (integers >= 0), the cells
     (1 <= l0_target <= n_latents) and the site.
     """
     params = params or {}
@@ -104,9 +105,17 @@ def plan(
                 warnings.warn(f"{method} left out on {task.id}/{task_site}: {reason}", stacklevel=2)
         for cell in cells or task.metadata.grid:
             for method in applicable:
+                _check_values(classes[method], params.get(method, {}), cell)
                 for seed in seeds:
                     units.append(WorkUnit(task_id, task_site, method, cell, seed, params.get(method, {})))
     return units
+
+
+def _check_values(cls: Any, params: dict[str, Any], cell: Cell) -> None:
+    """Build the method at the cell and run its ``validate_params``, where it has one: a value out
+    of range (``--param topk-sae.lr=-1``) is then one error before any fit, not a failure per unit."""
+    if hasattr(cls, "validate_params"):
+        cls(n_latents=cell.n_latents, l0_target=cell.l0_target, seed=0, **params).validate_params()
 
 
 def _checked_seeds(seeds: Iterable[int]) -> list[int]:

@@ -440,19 +440,28 @@ class SparseAutoencoder(Method):
         return self.reconstruction_error(residual, batch.aux_hat) / spread
 
     # -- the shared loop ------------------------------------------------------------------
+    def validate_params(self) -> None:
+        """Raise MethodError naming the first parameter out of its range."""
+        problems = {
+            "max_steps": (self.max_steps >= 1, ">= 1"),
+            "batch_size": (self.batch_size >= 1, ">= 1"),
+            "lr": (self.lr > 0, "> 0"),
+            "stretch": (self.stretch >= 1, ">= 1"),
+            "anneal": (0 <= self.anneal < 1, "in [0, 1)"),
+            "aux_coeff": (self.aux_coeff >= 0, ">= 0"),
+            "dead_after": (self.dead_after >= 0, ">= 0"),
+            "validation_fraction": (0 <= self.validation_fraction < 1, "in [0, 1)"),
+        }
+        for name, (ok, bound) in problems.items():
+            if not ok:
+                raise MethodError(f"{type(self).__name__}: {name} must be {bound}, got {getattr(self, name)!r}")
+
     def fit(self, X: np.ndarray) -> SparseAutoencoder:
         """Train on X [n_samples, d]; returns self."""
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2 or len(X) == 0:
             raise MethodError(f"{type(self).__name__}.fit needs a non-empty [n_samples, d] array, got {X.shape}")
-        if self.max_steps < 1:
-            raise MethodError(f"{type(self).__name__}: max_steps must be >= 1, got {self.max_steps}")
-        if not 0 <= self.validation_fraction < 1:
-            raise MethodError(f"{type(self).__name__}: validation_fraction must be in [0, 1), got {self.validation_fraction}")
-        if not 0 <= self.anneal < 1:
-            raise MethodError(f"{type(self).__name__}: anneal must be in [0, 1), got {self.anneal}")
-        if not self.stretch >= 1:
-            raise MethodError(f"{type(self).__name__}: stretch must be >= 1, got {self.stretch}")
+        self.validate_params()
         generator = torch.Generator().manual_seed(int(self.seed))
         data = torch.from_numpy(X)
         spread = float((data - data.mean(dim=0)).square().sum(dim=1).mean().sqrt())  # square: pow(2)'s bits, 4x faster here

@@ -62,6 +62,12 @@ def test_run_adds_the_calibration_methods_so_normalised_scores_exist(tmp_path: P
         (["--methods", "topk-sae", "--param", "topk-sae.max_steps=ten"], r"parameter 'max_steps' of topk-sae: expected an integer \(got 'ten'\)"),
         (["--methods", GOOD, "--param", f"{GOOD}.solver=qr"], r"expected one of 'lstsq', 'pinv'"),
         (["--methods", "topk-sae", "--param", "topk-sae.n_latents=64"], r"set by each cell.*--cells NxK or --widths/--l0"),
+        # Values out of range: the method's validate_params, before any fit (not a failure per unit).
+        (["--methods", "topk-sae", "--param", "topk-sae.stretch=0.5"], r"TopKSAE: stretch must be >= 1, got 0\.5$"),
+        (["--methods", "relu-sae", "--param", "relu-sae.lr=0"], r"ReluSAE: lr must be > 0, got 0$"),
+        (["--methods", "matryoshka-sae", "--param", "matryoshka-sae.anneal=1.0"], r"MatryoshkaSAE: anneal must be in \[0, 1\)"),
+        (["--methods", "sparse-coding", "--param", "sparse-coding.patience=0"], r"max_iter and patience must be >= 1"),
+        (["--methods", "ica", "--param", "ica.max_iter=0"], r"ICAMethod: max_iter must be >= 1, got 0$"),
         (["--methods", GOOD, "--seeds", "-1"], r"argument --seeds: -1: must be at least 0"),
         (["--methods", GOOD, "--cells", "8x16"], r"cell w8-k16: needs 1 <= l0_target <= n_latents"),
         (["--methods", GOOD, "--cells", "8by2"], r"'8by2' is not N_LATENTSxL0"),

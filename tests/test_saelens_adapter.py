@@ -12,6 +12,7 @@ from scipy.optimize import linear_sum_assignment
 
 import structure_bench as sb
 from structure_bench.adapters.saelens import SAELensSAE
+from structure_bench.planning import plan
 
 
 def test_core_never_imports_sae_lens() -> None:
@@ -38,6 +39,9 @@ def test_registered_as_saelens_and_rejects_unknown_architectures() -> None:
         SAELensSAE(n_latents=4, l0_target=1, architecture="topkk").fit(X)
     with pytest.raises(sb.MethodError, match="no field.*bogus"):
         SAELensSAE(n_latents=4, l0_target=1, config={"bogus": 1}).fit(X)
+    # ... and a sweep says so before it fits anything.
+    with pytest.raises(sb.MethodError, match="unknown SAELens architecture 'topkk'"):
+        plan(["tms-v1"], ["saelens"], [0], params={"saelens": {"architecture": "topkk"}})
 
 
 def test_topk_recovers_a_planted_dictionary() -> None:

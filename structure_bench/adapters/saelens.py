@@ -89,8 +89,19 @@ class SAELensSAE(Method):
         self.n_steps = n_steps
         self.config = config
 
+    def validate_params(self) -> None:
+        """The architecture and config fields against the installed SAELens (which it needs)."""
+        _import_sae_lens()
+        self._config()
+
     def _training_sae(self, d: int) -> tuple[Any, bool]:
         """A fresh SAELens training SAE for inputs of width d, and whether its k is l0_target."""
+        sae_class, config_class, values, uses_k = self._config()
+        return sae_class(config_class(d_in=d, d_sae=self.n_latents, **values)), uses_k
+
+    def _config(self) -> tuple[type, type, dict[str, Any], bool]:
+        """(training SAE class, its config class, the config's values but d_in and d_sae, whether k
+        is l0_target) for this architecture; a one-line MethodError for what SAELens lacks."""
         from sae_lens.registry import SAE_TRAINING_CLASS_REGISTRY
 
         if self.architecture not in SAE_TRAINING_CLASS_REGISTRY:
@@ -109,7 +120,7 @@ class SAELensSAE(Method):
         unknown = set(values) - fields
         if unknown:
             raise MethodError(f"SAELens {self.architecture} config has no field(s) {', '.join(sorted(unknown))}")
-        return sae_class(config_class(d_in=d, d_sae=self.n_latents, **values)), uses_k
+        return sae_class, config_class, values, uses_k
 
     def fit(self, X: np.ndarray) -> SAELensSAE:
         """Train on X [n_samples, d]; returns self."""

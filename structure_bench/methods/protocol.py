@@ -77,6 +77,14 @@ class Method(BaseEstimator):
             return "it needs non-negative activations"
         return None
 
+    def validate_params(self) -> None:
+        """Raise a one-line MethodError naming a hyperparameter out of its range (``lr <= 0``, say).
+
+        ``fit`` should call it first; a sweep calls it on every unit before it fits any
+        (``planning.plan``), so a bad ``--param`` is one error at once, not a failed fit per cell.
+        The types are checked before that (``check_params``). Default: nothing more to check.
+        """
+
     def fit(self, X: np.ndarray) -> Method:
         """Learn the dictionary from X [n_samples, d]; returns self."""
         raise NotImplementedError
