@@ -398,6 +398,19 @@ def test_broken_outputs_raise_method_error_naming_the_method(fault, message) -> 
         checked_outputs(method, "broken-one", X)
 
 
+class _Strict(_Broken):
+    """A method whose range check refuses its own default."""
+
+    def validate_params(self) -> None:
+        if self.fault == "nan":
+            raise sb.MethodError("_Strict: fault must not be 'nan'")
+
+
+def test_check_method_holds_validate_params_to_the_defaults() -> None:
+    with pytest.raises(sb.MethodError, match=r"method _Strict: validate_params refuses the defaults \(_Strict: fault"):
+        sb.check_method(_Strict)
+
+
 @sb.register_method("test-pca-alias")
 class _DecoratedPCA(sb.get_method("pca")):
     """PCA registered by the decorator in a test file."""

@@ -178,7 +178,7 @@ def check_method(method_class: type, n_samples: int = 256, d: int = 16, n_latent
     """Conformance check for a method class, like sklearn's ``check_estimator``.
 
     Fits on a small planted problem and raises MethodError with what to fix: the constructor's
-    signature, ``fit`` returning self, finite outputs of the right shapes, non-negative codes where
+    signature, ``validate_params`` accepting the defaults, ``fit`` returning self, finite outputs of the right shapes, non-negative codes where
     the class declares ``nonnegative_codes``, determinism for a seed, and, where it declares
     ``reads_l0_target = False``, the same codes whatever l0_target says.
     """
@@ -192,6 +192,11 @@ def check_method(method_class: type, n_samples: int = 256, d: int = 16, n_latent
         method = method_class(n_latents=n_latents, l0_target=2, seed=0)
     except TypeError as exc:
         raise MethodError(f"method {name}: constructor must accept n_latents, l0_target, seed ({exc})") from None
+    if hasattr(method, "validate_params"):
+        try:
+            method.validate_params()
+        except MethodError as exc:
+            raise MethodError(f"method {name}: validate_params refuses the defaults ({exc})") from None
     if getattr(method_class, "uses_ground_truth", False):
         return
     fitted = method.fit(X)
