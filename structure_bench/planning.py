@@ -105,9 +105,9 @@ def plan(
                 warnings.warn(f"{method} left out on {task.id}/{task_site}: {reason}", stacklevel=2)
         for cell in cells or task.metadata.grid:
             for method in applicable:
-                _check_values(classes[method], params.get(method, {}), cell)
-                for seed in seeds:
-                    units.append(WorkUnit(task_id, task_site, method, cell, seed, params.get(method, {})))
+                method_params = params.get(method, {})
+                _check_values(classes[method], method_params, cell)
+                units.extend(WorkUnit(task_id, task_site, method, cell, seed, method_params) for seed in seeds)
     return units
 
 

@@ -178,9 +178,10 @@ def check_method(method_class: type, n_samples: int = 256, d: int = 16, n_latent
     """Conformance check for a method class, like sklearn's ``check_estimator``.
 
     Fits on a small planted problem and raises MethodError with what to fix: the constructor's
-    signature, ``validate_params`` accepting the defaults, ``fit`` returning self, finite outputs of the right shapes, non-negative codes where
-    the class declares ``nonnegative_codes``, determinism for a seed, and, where it declares
-    ``reads_l0_target = False``, the same codes whatever l0_target says.
+    signature, ``validate_params`` accepting the defaults, ``fit`` returning self, finite outputs
+    of the right shapes, non-negative codes where the class declares ``nonnegative_codes``,
+    determinism for a seed, and, where it declares ``reads_l0_target = False``, the same codes
+    whatever l0_target says.
     """
     name = getattr(method_class, "__name__", str(method_class))
     rng = np.random.default_rng(0)
