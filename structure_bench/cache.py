@@ -64,6 +64,11 @@ def entry_dir(task: Task) -> Path:
     return cache_root() / f"{task.id}-{key}"
 
 
+def discard(task: Task) -> None:
+    """Delete the task's cache entry, if there is one (for single-use tasks: hidden instances)."""
+    shutil.rmtree(entry_dir(task), ignore_errors=True)
+
+
 # -- load / store ---------------------------------------------------------------------------
 
 def _load(directory: Path, expected_source: str) -> tuple[TaskArrays, str, dict[str, Any]] | str:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from structure_bench.cache import discard
 from structure_bench.kinds import kind_of
 from structure_bench.registry import make, parse_task_id
 from structure_bench.structures import Structure
@@ -75,7 +76,8 @@ class HiddenInstance(Task):
         self.secret = secret
         public = make(base)
         seed_param = type(public).instance_seed
-        self.base = make(base, **{seed_param: secret}) if fresh and seed_param else public
+        self.reseeded = bool(fresh and seed_param)
+        self.base = make(base, **{seed_param: secret}) if self.reseeded else public
         self.metadata = replace(self.base.metadata, id=id, card=None)
         self.model_sites = self.base.model_sites
 
@@ -109,3 +111,10 @@ class HiddenInstance(Task):
 
     def source_files(self) -> list[Path]:
         return [*self.base.source_files(), Path(__file__)]
+
+    def discard_cache(self) -> None:
+        """Delete what building this single-use instance stored in the activation cache: its own
+        entry and, when fresh, its secretly seeded base's (the public task's entry stays)."""
+        discard(self)
+        if self.reseeded:
+            discard(self.base)

@@ -20,6 +20,7 @@ import toy_leaderboard_methods
 import toy_task  # noqa: F401  (registers toy-v1)
 
 import structure_bench as sb
+from structure_bench.cache import entry_dir
 from structure_bench.cli import main
 from structure_bench.errors import StructureBenchError
 from structure_bench.leaderboard import SubmissionRejected, build_board, check_board, read_submission, submit, verify, write_board
@@ -78,6 +79,12 @@ def _verify(name: str, board: Path, tmp_path: Path) -> pd.DataFrame:
     return verify(name, board, out=tmp_path / f"rerun-{name}", progress=False, method_files=TRUSTED, rng=random.Random(0))
 
 
+def _cached(hidden: list) -> list[Path]:
+    """The activation-cache entries that these hidden instances (and fresh ones' reseeded bases) left."""
+    entries = [entry_dir(task) for task in hidden] + [entry_dir(task.base) for task in hidden if task.reseeded]
+    return [entry for entry in entries if entry.exists()]
+
+
 def _statuses(board: Path) -> dict[str, str]:
     return {name: entry.status for name, entry in build_board(board).entries.items()}
 
@@ -97,6 +104,9 @@ def test_a_valid_run_is_submitted_verified_on_hidden_instances_and_ranked(runs: 
     assert sorted(i["fresh"] for i in instances.values()) == [False] * 3 + [True] * 3
     assert len({i["secret"] for i in instances.values()}) == 6 and not {i["seed"] for i in instances.values()} & {0, 1, 2}
     assert {r["task"] for r in verification["records"]} == set(instances) and len(verification["records"]) == 12
+    # Single-use instances leave nothing in the activation cache; the public task's entry stays.
+    built = [sb.make(hidden) for hidden in instances]
+    assert entry_dir(sb.make("toy-v1")).is_dir() and sum(t.reseeded for t in built) == 3 and not _cached(built)
     assert main(["leaderboard", "--board", str(board)]) == 0
     readme = (board / "README.md").read_text()
     assert re.search(r"\| 1 \| RepeatedDirections \| toy\\_leaderboard\\_methods:RepeatedDirections \| 1\.00 \| 1 \| [\d.]+ \| [\d.]+ \|", readme)
@@ -104,6 +114,24 @@ def test_a_valid_run_is_submitted_verified_on_hidden_instances_and_ranked(runs: 
     page = (board / "index.html").read_text()
     assert not re.search(r"(src|href)\s*=\s*['\"]?https?:", page)  # self-contained
     assert main(["leaderboard", "--board", str(board), "--check"]) == 0
+
+
+def test_an_interrupted_verify_leaves_no_hidden_instance_in_the_cache(
+    runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    board = tmp_path / "board"
+    submit(runs[GOOD], GOOD, ["toy-v1"], board=board)
+    built: list[sb.Task] = []
+
+    def interrupted(units: list, *args, **kwargs) -> None:
+        built.extend(sb.make(task) for task in {unit.task for unit in units})
+        assert all(task.arrays for task in built) and len(_cached(built)) == 9  # cached, then Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("structure_bench.runner.run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _verify("RepeatedDirections", board, tmp_path)
+    assert len(built) == 6 and not _cached(built)
 
 
 def test_the_board_shows_the_re_run_not_the_claim(runs: dict[str, Path], tmp_path: Path) -> None:

@@ -291,8 +291,10 @@ def verify(
         verification["reference"] = bool(getattr(cls, "uses_ground_truth", False))
         out = Path(out or Path("results") / "verify" / document["name"])
         draw = rng or secrets.SystemRandom()
+        made: list[str] = []  # every hidden instance registered, whose cache entries go afterwards
 
         def rerun(instances: dict[str, dict[str, Any]]) -> None:
+            made.extend(instances)
             units = [
                 unit for hidden, instance in instances.items()
                 for unit in plan([hidden], [spec], [instance["seed"]], params={spec: params})
@@ -306,13 +308,19 @@ def verify(
             )
             verification["sha256"] = document_digest(verification)
 
-        rerun(_hidden_instances(document, task_ids, draw))
-        # Second stage: with three seeds a re-run's spread is often underestimated by chance, so a
-        # task that fails gets as many seeds again on permuted instances and is judged on all.
-        table, _ = acceptance(document, check_verification(verification, document))
-        failed = set(table.task[~table.passed]) if len(table) else set()
-        if failed:
-            rerun(_hidden_instances(document, [t for t in task_ids if t.rpartition(":")[2] in failed], draw, fresh_too=False))
+        try:
+            rerun(_hidden_instances(document, task_ids, draw))
+            # Second stage: with three seeds a re-run's spread is often underestimated by chance, so a
+            # task that fails gets as many seeds again on permuted instances and is judged on all.
+            table, _ = acceptance(document, check_verification(verification, document))
+            failed = set(table.task[~table.passed]) if len(table) else set()
+            if failed:
+                rerun(_hidden_instances(document, [t for t in task_ids if t.rpartition(":")[2] in failed], draw, fresh_too=False))
+        finally:
+            # Each secret is drawn once, so its instance is never built again: keeping it would add
+            # 63 entries (442 MB) per verification of the default suite to the user's cache.
+            for hidden in made:
+                load_task(hidden).discard_cache()
     verification["sha256"] = document_digest(verification)
     write_json(verification_path(board, document["name"]), verification)
     table, problems = acceptance(document, check_verification(verification, document))
