@@ -563,6 +563,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StructureBenchError as exc:
         print(f"structure-bench: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the file system's refusal: a full disk, a folder that cannot be written
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"structure-bench: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("structure-bench: interrupted; finished results are kept", file=sys.stderr)
         return 130

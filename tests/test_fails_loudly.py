@@ -4,6 +4,8 @@ resume after a method's code changed, and the README's own commands."""
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import re
 import stat
@@ -83,6 +85,34 @@ def test_bad_input_is_one_line_before_any_fit(
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and re.search(message, err), err
     assert not (tmp_path / "out").exists()  # nothing was fitted, nothing written
+
+
+def test_an_out_folder_that_cannot_be_made_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "file").write_text("")
+    assert _run(tmp_path / "file" / "out", "--methods", GOOD) == 2
+    assert capsys.readouterr().err.strip() == f"structure-bench: error: Not a directory: {tmp_path / 'file' / 'out'}"
+
+
+def test_a_full_disk_ends_the_run_in_one_line_and_keeps_every_finished_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from structure_bench import runner
+
+    written = runner.write_unit
+
+    def fills_up(out: Path, result: object) -> dict:
+        if len(record_paths(out)) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return written(out, result)
+
+    monkeypatch.setattr(runner, "write_unit", fills_up)
+    assert _run(tmp_path, "--methods", GOOD, "--no-calibration", "--seeds", "0", "1") == 2
+    assert capsys.readouterr().err.strip() == "structure-bench: error: No space left on device"
+    kept = {path.name: path.read_text() for path in record_paths(tmp_path)}
+    assert len(kept) == 2 and all(validate_record(json.loads(text), name) is None for name, text in kept.items())
+    monkeypatch.setattr(runner, "write_unit", written)  # space freed: the run resumes, keeping those two
+    assert _run(tmp_path, "--methods", GOOD, "--no-calibration", "--seeds", "0", "1") == 0
+    assert len(record_paths(tmp_path)) == 4 and all(path.read_text() == kept[path.name] for path in record_paths(tmp_path) if path.name in kept)
 
 
 def test_cells_and_widths_choose_the_grid(tmp_path: Path) -> None:
